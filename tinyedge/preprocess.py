@@ -1,0 +1,150 @@
+"""uint8 camera pixels -> the model's int8 input tensor, with integer operations only.
+
+The path never makes a float image: the frame is area-downsampled with integer block sums
+(``np.add.reduceat`` into reused uint32 buffers) and a rounding integer division, then mapped
+to int8 with ``x ^ 0x80`` when the model's input quantization is scale 1/255, zero point -128,
+or with a 256-entry lookup table computed once for any other quantization.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Fit = Literal["stretch", "crop"]
+
+U8 = npt.NDArray[np.uint8]
+I8 = npt.NDArray[np.int8]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a model wants as input: an NHWC int8 tensor and its quantization."""
+
+    height: int
+    width: int
+    channels: int
+    scale: float
+    zero_point: int
+
+    @property
+    def is_xor(self) -> bool:
+        """True when int8 = uint8 XOR 0x80 is exact (scale 1/255, zero point -128)."""
+        return self.zero_point == -128 and abs(self.scale * 255.0 - 1.0) < 1e-6
+
+
+def lookup_table(scale: float, zero_point: int) -> I8:
+    """The int8 value of each uint8 pixel, as the float reference computes it.
+
+    Computed once per model (256 entries); the per-frame path only indexes it.
+    """
+    pixels = np.arange(256, dtype=np.float64)
+    q = np.round(pixels / 255.0 / scale) + zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def luma_from_rgb(rgb: U8, out: U8 | None = None) -> U8:
+    """BT.601 luma from an RGB uint8 image with integer arithmetic: (77R + 150G + 29B + 128) >> 8."""
+    r = rgb[..., 0].astype(np.uint16)
+    acc = r * 77
+    acc += rgb[..., 1].astype(np.uint16) * 150
+    acc += rgb[..., 2].astype(np.uint16) * 29
+    acc += 128
+    acc >>= 8
+    if out is None:
+        return acc.astype(np.uint8)
+    np.copyto(out, acc, casting="unsafe")
+    return out
+
+
+def _edges(src: int, dst: int) -> npt.NDArray[np.intp]:
+    """Start index of each of ``dst`` area bins over ``src`` pixels (integer arithmetic)."""
+    return (np.arange(dst, dtype=np.int64) * src // dst).astype(np.intp)
+
+
+def _counts(src: int, dst: int) -> npt.NDArray[np.uint32]:
+    starts = np.arange(dst + 1, dtype=np.int64) * src // dst
+    return np.diff(starts).astype(np.uint32)
+
+
+class Preprocessor:
+    """Turns uint8 frames of one size into the model's int8 input, reusing its buffers.
+
+    ``fit="stretch"`` area-averages the whole frame into the model's input (nothing outside
+    the model's view is lost, which matters for a doorbell); ``fit="crop"`` first takes the
+    centred region with the model's aspect ratio.
+    """
+
+    def __init__(self, spec: InputSpec, fit: Fit = "stretch") -> None:
+        if fit not in ("stretch", "crop"):
+            raise ValueError(f"fit must be 'stretch' or 'crop', not {fit!r}")
+        self.spec = spec
+        self.fit: Fit = fit
+        self._lut: I8 | None = None if spec.is_xor else lookup_table(spec.scale, spec.zero_point)
+        self._out: I8 = np.zeros((1, spec.height, spec.width, spec.channels), dtype=np.int8)
+        self._frame_shape: tuple[int, ...] | None = None
+
+    # -- geometry, computed once per frame size -------------------------------------------
+    def _plan(self, shape: tuple[int, ...]) -> None:
+        h, w = shape[0], shape[1]
+        th, tw = self.spec.height, self.spec.width
+        top, left, ch, cw = 0, 0, h, w
+        if self.fit == "crop":
+            if w * th > h * tw:  # frame wider than the model: trim the sides
+                cw = max(tw, h * tw // th)
+            else:
+                ch = max(th, w * th // tw)
+            top, left = (h - ch) // 2, (w - cw) // 2
+        self._rows = slice(top, top + ch)
+        self._cols = slice(left, left + cw)
+        self._row_edges = _edges(ch, th) if ch >= th else np.arange(th) * ch // th
+        self._col_edges = _edges(cw, tw) if cw >= tw else np.arange(tw) * cw // tw
+        # A frame smaller than the model is sampled (nearest pixel) instead of averaged.
+        self._upsample = ch < th or cw < tw
+        rc = _counts(ch, th) if ch >= th else np.ones(th, np.uint32)
+        cc = _counts(cw, tw) if cw >= tw else np.ones(tw, np.uint32)
+        self._count = np.outer(rc, cc).astype(np.uint32)
+        self._half = self._count // 2
+        self._rowsum = np.zeros((th, cw), dtype=np.uint32)
+        self._sum = np.zeros((th, tw), dtype=np.uint32)
+        self._small = np.zeros((th, tw), dtype=np.uint8)
+        self._frame_shape = shape
+
+    def downsample(self, frame: U8) -> U8:
+        """Area-average a uint8 (H, W) luma frame to the model's (height, width), integer only."""
+        if frame.dtype != np.uint8 or frame.ndim != 2:
+            raise ValueError(f"expected a 2-D uint8 luma frame, got {frame.dtype} {frame.shape}")
+        if self._frame_shape != frame.shape:
+            self._plan(frame.shape)
+        region = frame[self._rows, self._cols]
+        if self._upsample:
+            np.copyto(self._small, region[np.ix_(self._row_edges, self._col_edges)])
+            return self._small
+        np.add.reduceat(region, self._row_edges, axis=0, dtype=np.uint32, out=self._rowsum)
+        np.add.reduceat(self._rowsum, self._col_edges, axis=1, dtype=np.uint32, out=self._sum)
+        self._sum += self._half
+        np.floor_divide(self._sum, self._count, out=self._sum)
+        np.copyto(self._small, self._sum, casting="unsafe")
+        return self._small
+
+    def __call__(self, frame: U8) -> I8:
+        """uint8 luma (H, W) -> int8 (1, height, width, channels), written into a reused buffer."""
+        small = self.downsample(frame)
+        out = self._out
+        target = out[0, :, :, 0]
+        if self._lut is None:
+            np.bitwise_xor(small, 0x80, out=target.view(np.uint8))
+        else:
+            np.take(self._lut, small, out=target)
+        if self.spec.channels > 1:
+            out[0, :, :, 1:] = target[:, :, None]
+        return out
+
+
+def float_reference(small: U8, spec: InputSpec) -> I8:
+    """The float path the integer one replaces (tests and benchmarks only)."""
+    q = np.round(small.astype(np.float32) / 255.0 / spec.scale) + spec.zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
