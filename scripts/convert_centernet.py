@@ -225,7 +225,7 @@ def check(tflite: Path, image: Path | None) -> bool:
     people = person_boxes(detect(tflite, rgb))
     print(f"check on {source}: {len(people)} person box(es) with score >= 0.3")
     for x1, y1, x2, y2, score, _ in people[:10]:
-        print(f"  person {score:.2f} box x1={x1:.0f} y1={y1:.0f} x2={x2:.0f} y2={y2:.0f} (px of 512)")
+        print(f"  person {score:.2f} x1={x1:.0f} y1={y1:.0f} x2={x2:.0f} y2={y2:.0f} (px of 512)")
     return len(people) > 0
 
 
