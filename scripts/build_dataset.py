@@ -30,10 +30,10 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -44,6 +44,9 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from composites import Cutout, coco_cutouts, composite, instance_cutouts
+
 from tinyedge.preprocess import luma_from_rgb
 
 SIZE = 128
@@ -66,6 +69,7 @@ class Item:
     prior: str | None = None  # "person" / "no_person" as the source claims, else None
     split: str | None = None  # forced split (videos, repeated identities)
     crops: int = 2  # random crops besides the full frame
+    cutouts: Callable[[np.ndarray], list[Cutout]] | None = None  # people to paste elsewhere
 
 
 @dataclass
@@ -195,24 +199,12 @@ def coco128(mirrors: Path, scale: float) -> Iterator[Item]:
                 if len(f) == 5 and f[0] == "0":
                     cx, cy, w, h = map(float, f[1:])
                     boxes.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
-        yield Item("coco128", p, blob_loader(blobs, p), gt_boxes=boxes, crops=6)
+        seg = "instance_segmentation/labels/" + p[len("images/") :].rsplit(".", 1)[0] + ".txt"
 
+        def cut(luma: np.ndarray, seg: str = seg) -> list[Cutout]:
+            return coco_cutouts(luma, (blobs.read(seg) or b"").decode())
 
-def voc_boxes(xml: bytes, classes: set[str]) -> list[Box]:
-    root = ET.fromstring(xml)
-    w = float(root.findtext("size/width") or 0)
-    h = float(root.findtext("size/height") or 0)
-    out: list[Box] = []
-    if w <= 0 or h <= 0:
-        return out
-    for obj in root.iter("object"):
-        if (obj.findtext("name") or "").strip().lower() in classes:
-            bb = obj.find("bndbox")
-            if bb is None:
-                continue
-            x1, y1, x2, y2 = (float(bb.findtext(k) or 0) for k in ("xmin", "ymin", "xmax", "ymax"))
-            out.append((x1 / w, y1 / h, x2 / w, y2 / h))
-    return out
+        yield Item("coco128", p, blob_loader(blobs, p), gt_boxes=boxes, crops=6, cutouts=cut)
 
 
 def helmets(mirrors: Path, scale: float) -> Iterator[Item]:
@@ -223,19 +215,16 @@ def helmets(mirrors: Path, scale: float) -> Iterator[Item]:
         yield Item("helmets", p, blob_loader(blobs, p), prior="person", crops=1)
 
 
-def voc_seg(mirrors: Path, scale: float) -> Iterator[Item]:
-    """PASCAL VOC segmentation subset (Flickr photos, 20 classes); labelled by the teacher."""
-    blobs = GitBlobs(git_dir_for(mirrors, "limyunn/ConvNeXt-Semi-Segmentation"))
-    for p in blobs.paths():
-        if p.startswith("VOCdevkit/VOC2007/JPEGImages/") and p.endswith(".jpg"):
-            yield Item("voc_seg", p, blob_loader(blobs, p), crops=5)
-
-
 def pennfudan(mirrors: Path, scale: float) -> Iterator[Item]:
     blobs = GitBlobs(git_dir_for(mirrors, "ell-hosse/TinyDETR-PennFudan"))
     for p in blobs.paths():
         if "/PNGImages/" in p and p.endswith(".png"):
-            yield Item("pennfudan", p, blob_loader(blobs, p), crops=4)
+            mask = p.replace("/PNGImages/", "/PedMasks/").replace(".png", "_mask.png")
+
+            def cut(luma: np.ndarray, mask: str = mask) -> list[Cutout]:
+                return instance_cutouts(luma, blobs.read(mask) or b"")
+
+            yield Item("pennfudan", p, blob_loader(blobs, p), crops=4, cutouts=cut)
 
 
 def caltech101(mirrors: Path, scale: float) -> Iterator[Item]:
@@ -281,6 +270,14 @@ def pets(mirrors: Path, scale: float) -> Iterator[Item]:
     ]
     for p in sample(jpgs, int(5000 * scale), "pets"):
         yield Item("pets", p, blob_loader(blobs, p), crops=1)
+
+
+def clothing(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Garments and shoes photographed on floors, beds and hangers (CC0); teacher-checked."""
+    blobs = GitBlobs(git_dir_for(mirrors, "alexeygrigorev/clothing-dataset"))
+    jpgs = [p for p in blobs.paths() if p.startswith("images/") and p.lower().endswith(".jpg")]
+    for p in sample(jpgs, int(1500 * scale), "clothing"):
+        yield Item("clothing", p, blob_loader(blobs, p), prior="no_person", crops=0)
 
 
 def face_masks(mirrors: Path, scale: float) -> Iterator[Item]:
@@ -461,13 +458,13 @@ def progress(done: int, total: int, start: float, label: str) -> None:
 def all_items(mirrors: Path, cache: Path, scale: float) -> tuple[list[Item], dict[str, str]]:
     makers: list[tuple[str, Callable[[], Iterator[Item]]]] = [
         ("coco128", lambda: coco128(mirrors, scale)),
-        ("voc_seg", lambda: voc_seg(mirrors, scale)),
         ("pennfudan", lambda: pennfudan(mirrors, scale)),
         ("helmets", lambda: helmets(mirrors, scale)),
         ("face_masks", lambda: face_masks(mirrors, scale)),
         ("caltech101", lambda: caltech101(mirrors, scale)),
         ("flowers", lambda: flowers(mirrors, scale)),
         ("pets", lambda: pets(mirrors, scale)),
+        ("clothing", lambda: clothing(mirrors, scale)),
         ("debian", lambda: debian_media(mirrors, scale)),
         ("videos", lambda: videos(cache, scale)),
         ("wheel_stills", lambda: wheel_stills(cache, scale)),
@@ -500,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mirrors", type=Path, default=Path("/work/.mirror"))
     ap.add_argument("--teacher", type=Path, default=Path("/work/cache/teacher/centernet.tflite"))
     ap.add_argument("--limit-scale", type=float, default=1.0, help="scale per-source caps")
+    ap.add_argument("--composites", type=int, default=4000, help="copy-paste train samples")
     args = ap.parse_args(argv)
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -523,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     teacher = Teacher(args.teacher)
     items, missing = all_items(args.mirrors, args.cache, args.limit_scale)
-    sources = sorted({it.source for it in items})
+    sources = sorted({it.source for it in items} | {"composites"})
     src_index = {s: i for i, s in enumerate(sources)}
     rng = np.random.default_rng(RNG_SEED)
     shards: dict[str, dict[str, list]] = {
@@ -531,6 +529,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     counts: Counter[str] = Counter()
     test_dir = args.out / "test_images"
+    if test_dir.exists():
+        shutil.rmtree(test_dir)
+    backgrounds: list[np.ndarray] = []
+    cutouts: list[Cutout] = []
+    known = previous_teacher_output(args.out / "labels.jsonl")
     start = time.time()
     with open(args.out / "labels.jsonl", "w") as log:
         for n, item in enumerate(items):
@@ -544,7 +547,9 @@ def main(argv: list[str] | None = None) -> int:
             if rgb.ndim != 3 or min(rgb.shape[:2]) < 32:
                 counts[f"{item.source}/too_small"] += 1
                 continue
-            people = teacher.people(rgb)
+            people = known.get((item.source, item.key))
+            if people is None:
+                people = teacher.people(rgb)
             label, strong, weak = image_label(item, people)
             split = split_of(item)
             soft = max([s for s, _ in people], default=0.0)
@@ -566,6 +571,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             counts[f"{item.source}/{split}/{'person' if label else 'no_person'}"] += 1
             luma = luma_from_rgb(rgb)
+            if split == "train" and item.cutouts is not None:
+                cutouts.extend(item.cutouts(luma))
+            if split == "train" and label == 0 and rng.random() < 0.6:
+                backgrounds.append(shrink(luma, 320))
             add(
                 shards[split],
                 gray_crop(luma, (0.0, 0.0, 1.0, 1.0)),
@@ -587,6 +596,14 @@ def main(argv: list[str] | None = None) -> int:
                 counts[f"crops/{split}/{'person' if lab else 'no_person'}"] += 1
         progress(len(items), len(items), start, "done")
     sys.stderr.write("\n")
+    if cutouts and backgrounds:
+        print(
+            f"composites: {len(cutouts)} cut-outs x {len(backgrounds)} backgrounds", file=sys.stderr
+        )
+        for _ in range(args.composites):
+            bg = backgrounds[int(rng.integers(len(backgrounds)))]
+            add(shards["train"], composite(bg, cutouts, rng, SIZE), 1, 0.8, src_index["composites"])
+        counts["composites/train/person"] = args.composites
     write_shards(args.out, shards)
     manifest = {
         "size": SIZE,
@@ -602,6 +619,23 @@ def main(argv: list[str] | None = None) -> int:
         y = np.array(sh["y"])
         print(f"{split}: {len(y)} samples, {int(y.sum())} person, {int((1 - y).sum())} no_person")
     return 0
+
+
+def previous_teacher_output(path: Path) -> dict[tuple[str, str], list[tuple[float, Box]]]:
+    """Teacher boxes from an earlier run (labels.jsonl), so a rebuild skips the teacher."""
+    known: dict[tuple[str, str], list[tuple[float, Box]]] = {}
+    if not path.exists():
+        return known
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        known[(rec["source"], rec["key"])] = [(t[0], tuple(t[1:5])) for t in rec["teacher"]]
+    return known
+
+
+def shrink(luma: np.ndarray, side: int) -> np.ndarray:
+    im = Image.fromarray(luma)
+    im.thumbnail((side, side), Image.BOX)
+    return np.asarray(im, np.uint8)
 
 
 def add(shard: dict[str, list], x: np.ndarray, y: int, soft: float, src: int) -> None:

@@ -65,13 +65,15 @@ def sample_weights(y: np.ndarray, src: np.ndarray) -> np.ndarray:
     return w
 
 
-def build_model(size: int, width: float, channels: list[int] | None = None):
+def build_model(
+    size: int, width: float, channels: list[int] | None = None, strides: list[int] | None = None
+):
     """A MobileNetV1-style stack of depthwise-separable blocks, sized for <= ~95 k params."""
     import tensorflow as tf
     from tensorflow.keras import layers
 
     plan = channels or [16, 32, 64, 64, 128, 128, 160, 160]
-    strides = [2, 1, 2, 1, 2, 1, 2, 1]
+    strides = strides or [2, 2, 1, 2, 1, 2, 1, 1]
     ch = [max(8, round(c * width / 8) * 8) for c in plan]
     inp = layers.Input((size, size, 1), name="gray")
     x = layers.Conv2D(ch[0], 3, strides=strides[0], padding="same", use_bias=False)(inp)
@@ -168,17 +170,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--width", type=float, default=1.0)
     ap.add_argument("--channels", type=str, default="", help="comma list of 8 channel counts")
+    ap.add_argument("--strides", type=str, default="", help="comma list of 8 strides")
     ap.add_argument("--epochs", type=int, default=14)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--soft-mix", type=float, default=0.2)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-train", type=int, default=0, help="subsample train (quick runs)")
     args = ap.parse_args(argv)
 
     set_seeds()
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(2)
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     train = load_split(args.data, "train", args.size)
@@ -193,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     channels = [int(c) for c in args.channels.split(",")] if args.channels else None
-    model = build_model(args.size, args.width, channels)
+    strides = [int(c) for c in args.strides.split(",")] if args.strides else None
+    model = build_model(args.size, args.width, channels, strides)
     params = model.count_params()
     print(f"model: {params:,} parameters, input {args.size}x{args.size}x1", flush=True)
     steps = int(np.ceil(len(train["y"]) / args.batch)) * args.epochs
@@ -219,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         "size": args.size,
         "width": args.width,
         "channels": channels,
+        "strides": strides,
         "epochs": args.epochs,
         "soft_mix": args.soft_mix,
         "train_samples": len(train["y"]),
