@@ -50,7 +50,9 @@ def main() -> int:
     print(f"read {len(frames)} frames from {args.src}")
     # The median of every 3rd frame is enough to remove the walkers.
     background = np.median(np.stack(frames[::3]), axis=0).astype(np.uint8)
-    clip = [background] * args.empty_before + frames[: args.people] + [background] * args.empty_after
+    clip = (
+        [background] * args.empty_before + frames[: args.people] + [background] * args.empty_after
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     h, w = 480, 640
     cmd = [

@@ -3,6 +3,7 @@ plain processes on free loopback ports, a subscriber helper, and paths to real m
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import socket
@@ -52,11 +53,12 @@ class Broker:
 
     def start(self) -> None:
         conf = self.workdir / f"mosquitto-{self.port}.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\n{self.extra}\n")
+        # As root, mosquitto drops to the "mosquitto" user, which cannot read pytest's private
+        # temp dirs; keep the user we are.
+        stay = f"user {getpass.getuser()}\n" if os.geteuid() == 0 else ""
+        conf.write_text(f"{stay}listener {self.port} 127.0.0.1\n{self.extra}\n")
         log = open(self.workdir / f"mosquitto-{self.port}.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [_which("mosquitto"), "-c", str(conf)], stdout=log, stderr=log
-        )
+        self.proc = subprocess.Popen([_which("mosquitto"), "-c", str(conf)], stdout=log, stderr=log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -103,26 +105,70 @@ def _openssl(*args: str, cwd: Path) -> None:
 def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     """TLS listener with a self-signed CA made here, and a password file (user tinyedge)."""
     d = tmp_path_factory.mktemp("mqtt-tls")
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
-             "-keyout", "ca.key", "-out", "ca.crt", cwd=d)  # fmt: skip
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-             "-keyout", "server.key", "-out", "server.csr", cwd=d)  # fmt: skip
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        cwd=d,
+    )
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        cwd=d,
+    )
     (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt", cwd=d)  # fmt: skip
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+        cwd=d,
+    )
     subprocess.run(
         [_which("mosquitto_passwd"), "-b", "-c", str(d / "passwd"), "tinyedge", "s3cret-pw"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+    )
     for f in d.iterdir():
         f.chmod(0o644)
-    extra = "\n".join([
-        "allow_anonymous false",
-        f"password_file {d / 'passwd'}",
-        f"cafile {d / 'ca.crt'}",
-        f"certfile {d / 'server.crt'}",
-        f"keyfile {d / 'server.key'}",
-    ])  # fmt: skip
+    extra = "\n".join(
+        [
+            "allow_anonymous false",
+            f"password_file {d / 'passwd'}",
+            f"cafile {d / 'ca.crt'}",
+            f"certfile {d / 'server.crt'}",
+            f"keyfile {d / 'server.key'}",
+        ]
+    )
     b = Broker(d, free_port(), extra, tls=True, ca=d / "ca.crt")
     b.start()
     yield b
@@ -143,7 +189,9 @@ class Subscriber:
     def __post_init__(self) -> None:
         self._cond = threading.Condition()
         self._ready = threading.Event()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"sub-{uuid.uuid4().hex[:8]}")
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"sub-{uuid.uuid4().hex[:8]}"
+        )
         if self.username:
             self.client.username_pw_set(self.username, self.password)
         if self.ca:
@@ -203,13 +251,19 @@ def device_id() -> str:
     return f"test-{uuid.uuid4().hex[:10]}"
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m tinyedge ...`` as a user would, capturing its output."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "tinyedge", *args],
-        capture_output=True, text=True, timeout=timeout, env=full_env, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=ROOT,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from tinyedge.preprocess import InputSpec, Preprocessor, float_reference, lookup_table, luma_from_rgb
+from tinyedge.preprocess import (
+    InputSpec,
+    Preprocessor,
+    float_reference,
+    lookup_table,
+    luma_from_rgb,
+)
 from tinyedge.sources import OpenCVSource
 
 from .conftest import CLIP

@@ -28,7 +28,8 @@ def _setup_logging(verbose: int) -> None:
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     if verbose < 2:
-        logging.getLogger("tinyedge.paho").setLevel(logging.WARNING)
+        # paho's own log repeats what tinyedge already says in one line; -vv shows it.
+        logging.getLogger("tinyedge.paho").setLevel(logging.CRITICAL)
 
 
 def _host_port(text: str) -> tuple[str, int | None]:

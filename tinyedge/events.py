@@ -193,7 +193,7 @@ class VisitTracker:
             visit.below_since = t
         if visit.below_since is not None and t - visit.below_since >= cfg.off_seconds:
             return self._end(visit, t, score, "clear")
-        if t - visit.last_update_t >= cfg.update_seconds:
+        if visit.below_since is None and t - visit.last_update_t >= cfg.update_seconds:
             visit.last_update_t = t
             return [self._event(visit, "update", t, score)]
         return []
