@@ -3,6 +3,7 @@ pipelines (e.g. a Jetson ``nvarguscamerasrc`` one) and video files."""
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import numpy as np
 from ..errors import SourceError
 from .base import Frame, SourceBase
 
+log = logging.getLogger(__name__)
+
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
 
@@ -20,6 +23,9 @@ def _cv2() -> Any:
         import cv2
     except ImportError as exc:
         raise SourceError("opencv", "OpenCV is not installed: pip install 'tinyedge[cv]'") from exc
+    if not log.isEnabledFor(logging.DEBUG):
+        # OpenCV's own warnings ("can't open camera by index") repeat what our error says.
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     return cv2
 
 
