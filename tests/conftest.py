@@ -272,3 +272,11 @@ def plain_model() -> Path:
     if not MLPERF.is_file():
         pytest.fail(f"{MLPERF} missing: the peers in ../shared/peers are needed beside the repo")
     return MLPERF
+
+
+@pytest.fixture(autouse=True)
+def _own_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test (and every detector it starts) gets its own outbox directory."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("TINYEDGE_STATE_DIR", str(state))
+    return state

@@ -61,6 +61,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     data: dict[str, Any] = {k: v for k, v in over.items() if v}
     if getattr(args, "device_id", None):
         data["device_id"] = args.device_id
+    if getattr(args, "state_dir", None):
+        data["state_dir"] = args.state_dir
     return data
 
 
@@ -119,6 +121,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 tls_key=m.tls_key,
                 keepalive=m.keepalive,
                 queue_size=m.queue_size,
+                queue_bytes=m.queue_bytes,
+                outbox_sync=m.outbox_sync.upper(),
+                state_dir=cfg.state_dir,
                 discovery=m.discovery,
                 discovery_prefix=m.discovery_prefix,
             ),
@@ -235,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print", action="store_true", help="also write events as JSON lines to stdout")
     p.add_argument("--realtime", action="store_true", help="pace files at their own frame rate")
     p.add_argument("--device-id", metavar="ID", help="device id in topics (default: hostname)")
+    p.add_argument(
+        "--state-dir", metavar="DIR", help="where the event outbox lives (default /var/lib/tinyedge)"
+    )
     _common(p)
     p.set_defaults(func=cmd_detect)
 

@@ -69,7 +69,9 @@ class MqttConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     keepalive: int = 30
-    queue_size: int = 1000
+    queue_size: int = 10_000
+    queue_bytes: int = 16 * 1024 * 1024
+    outbox_sync: str = "FULL"
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
 
@@ -82,6 +84,7 @@ class OutputConfig:
 @dataclass
 class Config:
     device_id: str = field(default_factory=_default_device_id)
+    state_dir: str = ""
     source: SourceConfig = field(default_factory=SourceConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
@@ -105,7 +108,7 @@ SECTIONS: dict[str, type] = {
     "mqtt": MqttConfig,
     "output": OutputConfig,
 }
-TOP_LEVEL = {"device_id"}
+TOP_LEVEL = {"device_id", "state_dir"}
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -165,8 +168,9 @@ def _apply(cfg: Config, data: Mapping[str, Any], origin: str) -> None:
 
 
 def _apply_env(cfg: Config, env: Mapping[str, str]) -> None:
-    if f"{ENV_PREFIX}DEVICE_ID" in env:
-        cfg.device_id = env[f"{ENV_PREFIX}DEVICE_ID"]
+    for key in TOP_LEVEL:
+        if f"{ENV_PREFIX}{key.upper()}" in env:
+            setattr(cfg, key, env[f"{ENV_PREFIX}{key.upper()}"])
     for name, cls in SECTIONS.items():
         section = getattr(cfg, name)
         for sub, hint in _field_types(cls).items():
@@ -217,6 +221,10 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"mqtt.{key}", f"no such file: {path}")
     if m.queue_size < 1:
         raise ConfigError("mqtt.queue_size", "must be 1 or more")
+    if m.queue_bytes < 1024:
+        raise ConfigError("mqtt.queue_bytes", "must be 1024 or more")
+    if m.outbox_sync.upper() not in ("FULL", "NORMAL", "EXTRA"):
+        raise ConfigError("mqtt.outbox_sync", "must be FULL, NORMAL or EXTRA")
     if cfg.mqtt_password is not None and m.username is None:
         raise ConfigError("mqtt.username", "a password is set but no username")
     if not cfg.device_id or any(c in cfg.device_id for c in "/+#"):
