@@ -35,8 +35,11 @@ class SourceConfig:
     camera: int | None = None
     uri: str | None = None
     realtime: bool = False
+    loop: bool = False
     fit: str = "stretch"
     name: str = "cam0"
+    reconnect_max_delay: float = 10.0
+    lost_timeout: float = 60.0
 
 
 @dataclass
@@ -74,6 +77,8 @@ class MqttConfig:
     outbox_sync: str = "FULL"
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
+    stats_interval: float = 30.0
+    shutdown_timeout: float = 5.0
 
 
 @dataclass
@@ -208,6 +213,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("source.fit", f"must be 'stretch' or 'crop', got {cfg.source.fit!r}")
     if cfg.source.camera is not None and cfg.source.uri is not None:
         raise ConfigError("source", "set camera or uri, not both")
+    if cfg.source.lost_timeout <= 0:
+        raise ConfigError("source.lost_timeout", "must be more than 0")
+    if cfg.source.reconnect_max_delay <= 0:
+        raise ConfigError("source.reconnect_max_delay", "must be more than 0")
     if cfg.model.threads < 1:
         raise ConfigError("model.threads", "must be 1 or more")
     m = cfg.mqtt

@@ -51,8 +51,9 @@ class OpenCVSource(SourceBase):
     wall clock.
     """
 
-    def __init__(self, target: int | str, realtime: bool = False) -> None:
+    def __init__(self, target: int | str, realtime: bool = False, loop: bool = False) -> None:
         super().__init__(realtime)
+        self.loop = loop
         self.kind = classify(target)
         if self.kind == "device" and isinstance(target, str) and target.isdigit():
             target = int(target)
@@ -85,6 +86,11 @@ class OpenCVSource(SourceBase):
         if self._cap is None:
             raise SourceError(self.name, "read() before open()")
         ok, bgr = self._cap.read()
+        if (not ok or bgr is None) and self.loop and not self.live and self._index > 0:
+            # Replay the file from the start; media time keeps counting up.
+            self._cap.release()
+            self._cap = _cv2().VideoCapture(self.target)
+            ok, bgr = self._cap.read()
         if not ok or bgr is None:
             if self.live:
                 raise SourceError(self.name, "stopped delivering frames")
