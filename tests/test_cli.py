@@ -100,6 +100,10 @@ def test_info_masks_secrets(tmp_path):
     info = json.loads(res.stdout)
     assert info["runtime"] in ("ai-edge-litert", "tflite-runtime")
     assert info["model"]["input"] == {
-        "height": 96, "width": 96, "channels": 3, "scale": pytest.approx(1 / 255), "zero_point": -128
+        "height": 96,
+        "width": 96,
+        "channels": 3,
+        "scale": pytest.approx(1 / 255),
+        "zero_point": -128,
     }
     assert info["config"]["mqtt_password"] == "***" and "hunter2" not in res.stdout

@@ -78,6 +78,7 @@ class MqttConfig:
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
     stats_interval: float = 30.0
+    reconnect_max: float = 30.0
     shutdown_timeout: float = 5.0
 
 
@@ -228,6 +229,8 @@ def _validate(cfg: Config) -> None:
         path = getattr(m, key)
         if path and not Path(path).is_file():
             raise ConfigError(f"mqtt.{key}", f"no such file: {path}")
+    if m.reconnect_max < 1:
+        raise ConfigError("mqtt.reconnect_max", "must be 1 or more seconds")
     if m.queue_size < 1:
         raise ConfigError("mqtt.queue_size", "must be 1 or more")
     if m.queue_bytes < 1024:

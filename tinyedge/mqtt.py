@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import random
 import sqlite3
 import ssl
 import threading
@@ -416,6 +417,13 @@ class MqttPublisher:
         self._connected.clear()
         if self._stopping or self.fatal:
             return
+        # Jitter paho's exponential back-off, so that devices that lost the same broker do
+        # not all come back in the same second.
+        s = self.settings
+        client.reconnect_delay_set(
+            min_delay=max(1, round(s.reconnect_min * random.uniform(0.5, 1.5))),
+            max_delay=max(1, round(s.reconnect_max * random.uniform(0.7, 1.0))),
+        )
         if not self._warned_offline:
             self._warned_offline = True
             log.warning(

@@ -133,6 +133,7 @@ class Pipeline:
         self.camera_state = "ok"
         self._stop = threading.Event()
         self._last_frame = time.monotonic()
+        self._delay = self.recovery.first_delay
 
     def stop(self) -> None:
         """Ask the loop to end after the current frame (safe from a signal handler)."""
@@ -158,12 +159,22 @@ class Pipeline:
                 except SourceError as exc:
                     if not self.source.live:
                         raise
-                    lost_t = time.time()
-                    yield from self._emit(self.tracker.close(lost_t, "camera_lost"))
-                    self._recover(exc)
+                    if self.camera_state == "ok":
+                        yield from self._emit(self.tracker.close(time.time(), "camera_lost"))
+                        self._camera("lost")
+                        log.warning(
+                            "%s; reopening (giving up after %.0f s without frames)",
+                            exc,
+                            self.recovery.give_up_after,
+                        )
+                    self._reopen(exc)
                     continue
                 if frame is None:
                     break
+                if self.camera_state != "ok":
+                    log.warning("%s: camera is back", self.source.name)
+                    self._camera("ok")
+                    self._delay = self.recovery.first_delay
                 last_t = frame.t
                 score = self.model.score(self.preprocess(frame.luma))
                 self.stats.frames += 1
@@ -185,18 +196,20 @@ class Pipeline:
         if self.hooks.on_camera is not None:
             self.hooks.on_camera(state)
 
-    def _recover(self, cause: SourceError) -> None:
-        """Reopen a lost live source with back-off, or raise once it has been gone too long."""
-        self._camera("lost")
-        log.warning("%s; reopening (giving up after %.0f s)", cause, self.recovery.give_up_after)
+    def _reopen(self, cause: SourceError) -> None:
+        """Reopen a lost live source with back-off; raise once it has been gone too long.
+
+        Success here only means the source opened: the camera counts as back with its first
+        frame, and the back-off keeps growing while it opens but delivers nothing.
+        """
         self.source.close()
         # Measured from the last frame, so a camera that opens but never delivers still ends.
         deadline = self._last_frame + self.recovery.give_up_after
-        delay = self.recovery.first_delay
         problem = cause.problem
         while not self._stop.is_set():
-            if self._stop.wait(min(delay, max(0.0, deadline - time.monotonic()))):
+            if self._stop.wait(min(self._delay, max(0.0, deadline - time.monotonic()))):
                 return
+            self._delay = min(self._delay * 2, self.recovery.max_delay)
             if self.hooks.on_tick is not None:
                 self.hooks.on_tick()  # still alive: keeps the watchdog and stats going
             if time.monotonic() >= deadline:
@@ -208,10 +221,7 @@ class Pipeline:
                 self.source.open()
             except SourceError as exc:
                 problem = exc.problem
-                delay = min(delay * 2, self.recovery.max_delay)
                 continue
-            log.warning("%s: camera is back", self.source.name)
-            self._camera("ok")
             return
 
     def _emit(self, events: list[Event]) -> Iterator[Event]:

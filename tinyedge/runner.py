@@ -40,6 +40,7 @@ def mqtt_settings(cfg: Config) -> MqttSettings:
         state_dir=cfg.state_dir,
         discovery=m.discovery,
         discovery_prefix=m.discovery_prefix,
+        reconnect_max=m.reconnect_max,
     )
 
 
