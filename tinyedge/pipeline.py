@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from .errors import SourceError
-from .events import Event, EventConfig, VisitTracker
+from .events import EndReason, Event, EventConfig, VisitTracker
 from .model import PersonModel
 from .preprocess import Fit, Preprocessor
 from .sources import SourceBase, open_source
@@ -74,7 +74,7 @@ def event_config_for(
     }
     values.update({k: v for k, v in given.items() if v is not None})
     merged = {**defaults.__dict__, **values}
-    return EventConfig(**merged)  # type: ignore[arg-type]
+    return EventConfig(**merged)
 
 
 @dataclass
@@ -185,7 +185,7 @@ class Pipeline:
                 if self.hooks.on_tick is not None:
                     self.hooks.on_tick()
                 yield from self._emit(self.tracker.feed(score, frame.t, frame.wall))
-            reason = "shutdown" if self._stop.is_set() else "source_end"
+            reason: EndReason = "shutdown" if self._stop.is_set() else "source_end"
             yield from self._emit(self.tracker.close(last_t, reason))
         finally:
             self.source.close()

@@ -89,7 +89,7 @@ def run_detector(cfg: Config) -> int:
         model,
         events=events,
         camera=cfg.source.name,
-        fit=cfg.source.fit,
+        fit="crop" if cfg.source.fit == "crop" else "stretch",
         sinks=sinks,
         recovery=Recovery(
             max_delay=cfg.source.reconnect_max_delay, give_up_after=cfg.source.lost_timeout
