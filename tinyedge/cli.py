@@ -115,6 +115,18 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .errors import SourceError
+    from .evaluate import evaluate, format_report
+
+    try:
+        report = evaluate(args.directory, args.model, threshold=args.threshold)
+    except (ValueError, OSError) as exc:  # no images, a missing person/ or no_person/ folder
+        raise SourceError(args.directory, str(exc)) from exc
+    print(report.to_json() if args.json else format_report(report))
+    return 0
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     cfg = _load(args)
     print(f"config OK ({cfg.path or 'defaults and environment'})")
@@ -167,6 +179,16 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_info)
 
+    p = sub.add_parser(
+        "evaluate", help="score a person/ and no_person/ image folder (Visual Wake Words layout)"
+    )
+    p.add_argument("directory", metavar="DIR", help="folder with person/ and no_person/ images")
+    p.add_argument("--model", metavar="PATH", help="any 2-class int8 person classifier")
+    p.add_argument("--threshold", type=float, help="operating threshold (default: the model's)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.set_defaults(func=cmd_evaluate)
+
     p = sub.add_parser("config", help="configuration tools")
     csub = p.add_subparsers(dest="config_command", required=True)
     c = csub.add_parser("check", help="validate the configuration and exit")
@@ -185,6 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `tinyedge ... | head`: the reader left; not an error
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
