@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -77,10 +78,12 @@ class Served:
         headers = {}
         if token is not None:
             headers["Authorization"] = f"Bearer {self.token if token == 'own' else token}"
-        verify: object = str(self.cafile) if self.cafile else True
         return httpx.Client(
-            base_url=self.base_url, headers=headers, timeout=30.0, verify=verify, **kw
+            base_url=self.base_url, headers=headers, timeout=30.0, verify=self.verify(), **kw
         )
+
+    def verify(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=str(self.cafile)) if self.cafile else True
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -122,7 +125,7 @@ def start_service(
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     served = Served(f"{scheme}://127.0.0.1:{port}", token, proc, log_path, cafile, args)
     deadline = time.monotonic() + 60
-    verify: object = str(cafile) if cafile else True
+    verify = served.verify()
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"service exited {proc.returncode}: {served.log()}")

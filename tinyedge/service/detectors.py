@@ -267,7 +267,9 @@ class CenterNetDetector:
             raise ModelError(str(path), f"input shape {list(shape)} is not 1xHxWx3 RGB")
         out = self._runner.output_shape
         if len(out) != 3 or out[0] != 1 or out[2] != 6:
-            raise ModelError(str(path), f"output shape {list(out)} is not 1xKx6 (CenterNet)")
+            problem = f"output shape {list(out)} is not 1xKx6 (CenterNet)"
+            kinds = "|".join(sorted(DETECTORS))
+            raise ModelError(str(path), f"{problem}; for another kind use NAME={kinds}:PATH")
         self.input_size = (shape[1], shape[2])
         self.sha256 = self._runner.sha256
         self.size_bytes = self._runner.size_bytes

@@ -147,10 +147,14 @@ def serve(config: ServeConfig) -> int:
     from .app import Service, build_app, load_detector
 
     default = config.models[0]
+    sock = bind(config.host, config.port)  # before the runtime prints anything
     started = time.perf_counter()
-    detector = load_detector(default, config)  # a broken model fails here, as one line
+    try:
+        detector = load_detector(default, config)  # a broken model fails here, as one line
+    except BaseException:
+        sock.close()
+        raise
     load_s = time.perf_counter() - started
-    sock = bind(config.host, config.port)
     scheme = "https" if config.ssl_certfile else "http"
     host, port = sock.getsockname()[:2]
     names = ", ".join(m.name for m in config.models)
