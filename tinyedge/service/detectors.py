@@ -135,9 +135,9 @@ class TfliteRunner:
         self._batch = 1
         # What loading cost this process; the tensor total when RSS cannot be read.
         self.memory_bytes = max(self.size_bytes, grown) if rss_before else self._tensor_bytes()
-        self.batches_natively = batch_mode == "resize" or (
-            batch_mode == "auto" and self._can_resize(blob)
-        )
+        self.batches_natively = batch_mode != "loop" and self._can_resize(blob)
+        if batch_mode == "resize" and not self.batches_natively:
+            raise ModelError(self.path, "cannot run resized batches; use batch mode auto or loop")
         log.info(
             "%s loaded with %s: input %s %s, output %s, batching by %s",
             self.path,
