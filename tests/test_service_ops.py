@@ -56,23 +56,27 @@ def test_overfilled_queue_answers_503_then_recovers(tmp_path: Path, teacher: Pat
 
 
 def test_model_cache_evicts_least_recently_used(tmp_path: Path, teacher: Path) -> None:
-    # The teacher alone is over a 20 MB budget, so loading one model evicts the other.
-    s = start_service(tmp_path, [f"big={teacher}", f"small=classifier:{VWW}"], "--cache-mb", "20")
+    # Each teacher costs ~60 MB: two of them do not fit in 100 MB beside the pinned default.
+    models = [f"small=classifier:{VWW}", f"big1={teacher}", f"big2={teacher}"]
+    s = start_service(tmp_path, models, "--cache-mb", "100")
     try:
         photo = PERSON_JPG.read_bytes()
         with s.client() as c:
-            for name in ("big", "small", "small", "big"):
+            for name in ("big1", "big2", "big2", "big1", "small"):
                 r = c.post(f"/v1/detect?model={name}", content=photo)
                 assert r.status_code == 200 and r.json()["model"]["name"] == name
             text = c.get("/metrics").text
-        assert _metric(text, "tinyedge_model_loads_total", model="big") == 2
+        assert _metric(text, "tinyedge_model_loads_total", model="big1") == 2
+        assert _metric(text, "tinyedge_model_loads_total", model="big2") == 1
         assert _metric(text, "tinyedge_model_loads_total", model="small") == 1
-        assert _metric(text, "tinyedge_model_evictions_total", model="big") == 1
-        assert _metric(text, "tinyedge_model_evictions_total", model="small") == 1
-        assert _metric(text, "tinyedge_model_loaded", model="big") == 1
-        assert _metric(text, "tinyedge_model_loaded", model="small") == 0
+        assert _metric(text, "tinyedge_model_evictions_total", model="big1") == 1
+        assert _metric(text, "tinyedge_model_evictions_total", model="big2") == 1
+        assert _metric(text, "tinyedge_model_evictions_total", model="small") == 0
+        assert 60e6 < _metric(text, "tinyedge_model_cache_bytes") < 100 * 1024 * 1024
         health = httpx.get(f"{s.base_url}/healthz").json()
-        assert health["models"] == {"big": {"loaded": True}, "small": {"loaded": False}}
+        assert health["status"] == "ok"
+        loaded = {name: m["loaded"] for name, m in health["models"].items()}
+        assert loaded == {"small": True, "big1": True, "big2": False}
     finally:
         s.stop()
 

@@ -106,6 +106,7 @@ class Service:
         self.cache = ModelCache(
             {m.name: m for m in c.models},
             budget_bytes=int(c.cache_mb * 1024 * 1024),
+            pinned=c.default_model,
             loader=lambda spec: load_detector(spec, c),
             make_batcher=self.make_batcher,
             metrics=self.metrics,
@@ -142,12 +143,15 @@ class Service:
                 raise _too_large(limit)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                await self._drain(request, None)
-                raise _too_large(limit)
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    await self._drain(request, None)
+                    raise _too_large(limit)
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise ApiError(400, "client_disconnected", "the client went away mid-body") from None
         if size == 0:
             raise ApiError(400, "empty_body", "send the JPEG or PNG as the request body")
         return b"".join(chunks)

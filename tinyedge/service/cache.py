@@ -3,10 +3,11 @@
 Models are looked up by name. A model not in memory is loaded on a worker thread (one load
 at a time; concurrent requests for a model wait for the same load) and gets its own
 :class:`~tinyedge.service.batcher.Batcher`. When the estimated memory of the loaded models
-exceeds the budget, the least recently used ones other than the one just asked for are
-closed and dropped. The estimate is the one each
-detector reports: how much the process's resident memory grew while its interpreter was
-built (loads are serialised so the number is the model's own), at least the file size.
+exceeds the budget, the least recently used ones are closed and dropped, never the one just
+asked for nor the pinned default model (``/healthz`` reports it, most traffic uses it).
+The estimate is the one each detector reports: how much the process's
+memory grew while its interpreter was built (:mod:`.memory`; loads are serialised so the
+number is the model's own), at least the file size.
 """
 
 from __future__ import annotations
@@ -52,12 +53,14 @@ class ModelCache:
         specs: dict[str, ModelSpec],
         *,
         budget_bytes: int,
+        pinned: str,
         loader: Loader,
         make_batcher: BatcherFactory,
         metrics: Metrics,
     ) -> None:
         self.specs = specs
         self.budget_bytes = budget_bytes
+        self.pinned = pinned
         self._loader = loader
         self._make_batcher = make_batcher
         self._metrics = metrics
@@ -114,11 +117,11 @@ class ModelCache:
 
     async def _evict(self, keep: str) -> None:
         while self.used_bytes > self.budget_bytes:
-            victim = next((n for n in self._warm if n != keep), None)
+            victim = next((n for n in self._warm if n not in (keep, self.pinned)), None)
             if victim is None:
                 log.warning(
-                    "model %s alone needs %.1f MB, over the %.1f MB cache budget",
-                    keep,
+                    "models %s need %.1f MB, over the %.1f MB cache budget",
+                    ", ".join(self._warm),
                     self.used_bytes / 1e6,
                     self.budget_bytes / 1e6,
                 )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy.typing as npt
 from ..errors import ModelError
 from ..model import interpreter_backend
 from ..preprocess import lookup_table, luma_from_rgb
+from . import memory
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +86,6 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _resident_bytes() -> int:
-    """This process's resident memory (Linux), or 0 where /proc is not there."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
 def _read_flatbuffer(path: Path) -> bytes:
     shown = str(path)
     if not path.is_file():
@@ -118,9 +109,9 @@ class TfliteRunner:
         self.size_bytes = len(blob)
         self.backend, self._interpreter_cls = interpreter_backend()
         self._threads = max(1, threads)
-        rss_before = _resident_bytes()
+        before = memory.in_use()
         self._interp = self._new_interpreter(blob)
-        grown = _resident_bytes() - rss_before
+        grown = memory.in_use() - before
         ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
         if len(ins) != 1 or len(outs) != 1:
             raise ModelError(
@@ -133,8 +124,8 @@ class TfliteRunner:
         if len(self.input_shape) != 4 or self.input_shape[0] != 1:
             raise ModelError(self.path, f"input shape {list(self.input_shape)} is not 1xHxWxC")
         self._batch = 1
-        # What loading cost this process; the tensor total when RSS cannot be read.
-        self.memory_bytes = max(self.size_bytes, grown) if rss_before else self._tensor_bytes()
+        # What loading cost this process; the tensor total when memory cannot be measured.
+        self.memory_bytes = max(self.size_bytes, grown) if before else self._tensor_bytes()
         self.batches_natively = batch_mode != "loop" and self._can_resize(blob)
         if batch_mode == "resize" and not self.batches_natively:
             raise ModelError(self.path, "cannot run resized batches; use batch mode auto or loop")
