@@ -103,14 +103,16 @@ def start_service(
     models: list[str],
     *extra: str,
     tls: tuple[Path, Path, Path] | None = None,
+    port: int | None = None,
+    token: str | None = None,
 ) -> Served:
     """Start the service with ``models`` (``--model`` values) and wait for /healthz."""
     workdir.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(24)
+    token = token or secrets.token_urlsafe(24)
     token_file = workdir / "token"
     token_file.write_text(token + "\n")
     token_file.chmod(0o600)
-    port = free_port()
+    port = port or free_port()
     args = [sys.executable, "-m", "tinyedge.service", "--token-file", str(token_file)]
     args += ["--host", "127.0.0.1", "--port", str(port), "-v", *extra]
     for m in models:
