@@ -6,9 +6,13 @@ to ``tflite_runtime``; :func:`interpreter_backend` says which one was picked.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -41,6 +45,28 @@ def interpreter_backend() -> tuple[str, Any]:
         raise ModelError(
             "-", "no TFLite runtime: pip install ai-edge-litert (or tflite-runtime)"
         ) from exc
+
+
+@contextlib.contextmanager
+def _native_stderr_quiet() -> Iterator[None]:
+    """Silence what the TFLite C++ runtime prints straight to fd 2 ("Created TensorFlow Lite
+    XNNPACK delegate for CPU.") unless debug logging is on; Python's own errors still raise."""
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def default_model_path() -> Path:
@@ -98,7 +124,8 @@ class PersonModel:
         backend, interpreter_cls = interpreter_backend()
         try:
             interp = interpreter_cls(model_content=blob, num_threads=num_threads)
-            interp.allocate_tensors()
+            with _native_stderr_quiet():
+                interp.allocate_tensors()
         except Exception as exc:  # the runtimes raise RuntimeError/ValueError with long text
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(shown, f"the TFLite runtime cannot load it ({first})") from exc

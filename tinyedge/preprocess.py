@@ -8,6 +8,8 @@ or with a 256-entry lookup table computed once for any other quantization.
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,14 +62,50 @@ def luma_from_rgb(rgb: U8, out: U8 | None = None) -> U8:
     return out
 
 
-def _edges(src: int, dst: int) -> npt.NDArray[np.intp]:
-    """Start index of each of ``dst`` area bins over ``src`` pixels (integer arithmetic)."""
-    return (np.arange(dst, dtype=np.int64) * src // dst).astype(np.intp)
+@dataclass(frozen=True)
+class _AxisPlan:
+    """How ``src`` pixels fall into ``dst`` area bins along one axis.
+
+    Bin ``i`` covers pixels ``[i*src//dst, (i+1)*src//dst)``. The pattern repeats every
+    ``period`` pixels (``src // gcd(src, dst)``), giving ``len(bins)`` bins per period, so a
+    whole axis is summed with one strided add per pixel of one period.
+    """
+
+    src: int
+    dst: int
+    groups: int
+    period: int
+    bins: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def make(cls, src: int, dst: int) -> _AxisPlan:
+        g = math.gcd(src, dst)
+        p = dst // g
+        starts = [j * src // dst for j in range(p + 1)]
+        return cls(src, dst, g, src // g, tuple(itertools.pairwise(starts)))
+
+    def counts(self) -> npt.NDArray[np.int64]:
+        starts = np.arange(self.dst + 1, dtype=np.int64) * self.src // self.dst
+        return np.diff(starts)
 
 
-def _counts(src: int, dst: int) -> npt.NDArray[np.uint32]:
-    starts = np.arange(dst + 1, dtype=np.int64) * src // dst
-    return np.diff(starts).astype(np.uint32)
+def _sum_axis(src: np.ndarray, plan: _AxisPlan, out: np.ndarray, axis: int) -> None:
+    """out[..bin..] = sum of src over each bin of ``plan`` along ``axis`` (0 or 1)."""
+    p = len(plan.bins)
+    if axis == 0:
+        view = src.reshape(plan.groups, plan.period, src.shape[1])
+        for j, (s, e) in enumerate(plan.bins):
+            target = out[j::p]
+            np.copyto(target, view[:, s, :])
+            for r in range(s + 1, e):
+                np.add(target, view[:, r, :], out=target)
+    else:
+        view = src.reshape(src.shape[0], plan.groups, plan.period)
+        for j, (s, e) in enumerate(plan.bins):
+            target = out[:, j::p]
+            np.copyto(target, view[:, :, s])
+            for c in range(s + 1, e):
+                np.add(target, view[:, :, c], out=target)
 
 
 class Preprocessor:
@@ -85,6 +123,7 @@ class Preprocessor:
         self.fit: Fit = fit
         self._lut: I8 | None = None if spec.is_xor else lookup_table(spec.scale, spec.zero_point)
         self._out: I8 = np.zeros((1, spec.height, spec.width, spec.channels), dtype=np.int8)
+        self._index = np.zeros((spec.height, spec.width), dtype=np.intp)
         self._frame_shape: tuple[int, ...] | None = None
 
     # -- geometry, computed once per frame size -------------------------------------------
@@ -100,16 +139,20 @@ class Preprocessor:
             top, left = (h - ch) // 2, (w - cw) // 2
         self._rows = slice(top, top + ch)
         self._cols = slice(left, left + cw)
-        self._row_edges = _edges(ch, th) if ch >= th else np.arange(th) * ch // th
-        self._col_edges = _edges(cw, tw) if cw >= tw else np.arange(tw) * cw // tw
         # A frame smaller than the model is sampled (nearest pixel) instead of averaged.
         self._upsample = ch < th or cw < tw
-        rc = _counts(ch, th) if ch >= th else np.ones(th, np.uint32)
-        cc = _counts(cw, tw) if cw >= tw else np.ones(tw, np.uint32)
-        self._count = np.outer(rc, cc).astype(np.uint32)
-        self._half = self._count // 2
-        self._rowsum = np.zeros((th, cw), dtype=np.uint32)
-        self._sum = np.zeros((th, tw), dtype=np.uint32)
+        if self._upsample:
+            self._pick = np.ix_(np.arange(th) * ch // th, np.arange(tw) * cw // tw)
+        else:
+            self._row_plan = _AxisPlan.make(ch, th)
+            self._col_plan = _AxisPlan.make(cw, tw)
+            count = np.outer(self._row_plan.counts(), self._col_plan.counts())
+            # uint16 accumulators while a bin's sum plus rounding cannot overflow them.
+            acc = np.uint16 if int(count.max()) * 256 <= 0xFFFF else np.uint32
+            self._count = count.astype(acc)
+            self._half = (count // 2).astype(acc)
+            self._rowsum = np.zeros((th, cw), dtype=acc)
+            self._sum = np.zeros((th, tw), dtype=acc)
         self._small = np.zeros((th, tw), dtype=np.uint8)
         self._frame_shape = shape
 
@@ -121,10 +164,10 @@ class Preprocessor:
             self._plan(frame.shape)
         region = frame[self._rows, self._cols]
         if self._upsample:
-            np.copyto(self._small, region[np.ix_(self._row_edges, self._col_edges)])
+            np.copyto(self._small, region[self._pick])
             return self._small
-        np.add.reduceat(region, self._row_edges, axis=0, dtype=np.uint32, out=self._rowsum)
-        np.add.reduceat(self._rowsum, self._col_edges, axis=1, dtype=np.uint32, out=self._sum)
+        _sum_axis(region, self._row_plan, self._rowsum, axis=0)
+        _sum_axis(self._rowsum, self._col_plan, self._sum, axis=1)
         self._sum += self._half
         np.floor_divide(self._sum, self._count, out=self._sum)
         np.copyto(self._small, self._sum, casting="unsafe")
@@ -138,7 +181,10 @@ class Preprocessor:
         if self._lut is None:
             np.bitwise_xor(small, 0x80, out=target.view(np.uint8))
         else:
-            np.take(self._lut, small, out=target)
+            # mode="clip" lets take() write straight into ``out`` (no buffering); the indices
+            # are uint8, so they never need clipping.
+            np.copyto(self._index, small)
+            np.take(self._lut, self._index, out=target, mode="clip")
         if self.spec.channels > 1:
             out[0, :, :, 1:] = target[:, :, None]
         return out

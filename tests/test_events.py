@@ -1,0 +1,103 @@
+"""The visit state machine: debounce, hysteresis, updates, ends."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tinyedge.events import EventConfig, VisitTracker, iso_utc, uuid7
+
+CFG = EventConfig(
+    on_threshold=0.6, off_threshold=0.4, on_frames=3, window=5, off_seconds=2.0, update_seconds=5.0
+)
+
+
+def run(scores: list[float], fps: float = 10.0, cfg: EventConfig = CFG) -> list:
+    tracker = VisitTracker("cam0", cfg)
+    events = []
+    for i, s in enumerate(scores):
+        events += tracker.feed(s, i / fps, epoch=1_700_000_000 + i / fps)
+    events += tracker.close(len(scores) / fps)
+    return events
+
+
+def test_a_single_spike_is_not_a_visit():
+    assert run([0.1] * 10 + [0.99] + [0.1] * 10) == []
+
+
+def test_start_needs_n_of_m_frames():
+    events = run([0.1] * 5 + [0.9, 0.1, 0.9, 0.1, 0.9] + [0.1] * 40)
+    assert [e.type for e in events] == ["start", "end"]
+    assert events[0].epoch == pytest.approx(1_700_000_000 + 0.9)
+    assert events[1].reason == "clear"
+
+
+def test_hysteresis_keeps_a_visit_open_between_thresholds():
+    scores = [0.9] * 5 + [0.5] * 50 + [0.1] * 30  # 0.5 is below on but above off
+    events = run(scores)
+    assert [e.type for e in events] == ["start", "update", "end"]
+    end = events[-1]
+    assert end.duration == pytest.approx(
+        5.2
+    )  # from the start (t=0.2) to the last frame above off (t=5.4)
+    assert end.epoch == pytest.approx(1_700_000_000 + 7.5)  # 2 s below off after 5.5 s
+
+
+def test_one_id_per_visit_and_updates_rate_limited():
+    events = run([0.9] * 200 + [0.0] * 30)
+    types = [e.type for e in events]
+    assert types == ["start", "update", "update", "update", "end"]
+    assert len({e.id for e in events}) == 1
+    assert [e.seq for e in events] == [0, 1, 2, 3, 4]
+    assert max(e.peak_score for e in events) == pytest.approx(0.9)
+
+
+def test_two_visits_have_two_ids():
+    events = run([0.9] * 10 + [0.0] * 30 + [0.9] * 10 + [0.0] * 30)
+    starts = [e for e in events if e.type == "start"]
+    assert len(starts) == 2 and starts[0].id != starts[1].id
+
+
+def test_source_end_closes_an_open_visit():
+    events = run([0.9] * 10)
+    assert events[-1].type == "end" and events[-1].reason == "source_end"
+
+
+def test_event_json_fields():
+    ev = run([0.9] * 10)[0]
+    data = ev.to_dict()
+    for key in (
+        "id",
+        "type",
+        "camera",
+        "time",
+        "epoch",
+        "score",
+        "peak_score",
+        "model",
+        "model_sha256",
+        "decided_by",
+    ):
+        assert key in data
+    assert data["time"].endswith("Z") and data["decided_by"] == "local"
+    assert "duration" not in data
+
+
+def test_uuid7_is_time_ordered_and_versioned():
+    a, b = uuid7(1000.0), uuid7(1000.5)
+    assert uuid.UUID(a).version == 7 and a < b
+    assert iso_utc(0.25) == "1970-01-01T00:00:00.250Z"
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"on_threshold": 0.3, "off_threshold": 0.5},
+        {"on_frames": 6, "window": 5},
+        {"update_seconds": 0},
+    ],
+)
+def test_bad_config_is_rejected(kw):
+    with pytest.raises(ValueError):
+        EventConfig(**kw)

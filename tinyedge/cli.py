@@ -1,0 +1,267 @@
+"""The ``tinyedge`` command: a thin layer over the library.
+
+Every error a user can cause is a :class:`~tinyedge.TinyEdgeError`, printed as one line on
+stderr with a non-zero exit code; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import Config, load_config
+from .errors import ConfigError, TinyEdgeError
+
+log = logging.getLogger("tinyedge")
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    if verbose < 2:
+        # paho's own log repeats what tinyedge already says in one line; -vv shows it.
+        logging.getLogger("tinyedge.paho").setLevel(logging.CRITICAL)
+
+
+def _host_port(text: str) -> tuple[str, int | None]:
+    host, sep, port = text.rpartition(":")
+    if not sep or "]" in port:
+        return text, None
+    if not port.isdigit():
+        raise ConfigError("--mqtt", f"port must be a number, got {port!r}")
+    return host.strip("[]"), int(port)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    over: dict[str, dict[str, Any]] = {"source": {}, "model": {}, "mqtt": {}, "output": {}}
+    if getattr(args, "camera", None) is not None:
+        over["source"]["camera"] = args.camera
+    if getattr(args, "source", None) is not None:
+        over["source"]["uri"] = args.source
+    if getattr(args, "realtime", False):
+        over["source"]["realtime"] = True
+    if getattr(args, "model", None) is not None:
+        over["model"]["path"] = args.model
+    if getattr(args, "mqtt", None):
+        host, port = _host_port(args.mqtt)
+        over["mqtt"]["host"] = host
+        if port is not None:
+            over["mqtt"]["port"] = port
+    if getattr(args, "print", False):
+        over["output"]["print"] = True
+    data: dict[str, Any] = {k: v for k, v in over.items() if v}
+    if getattr(args, "device_id", None):
+        data["device_id"] = args.device_id
+    return data
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(args.config, overrides=_overrides(args))
+
+
+# -- detect ---------------------------------------------------------------------------------
+def cmd_detect(args: argparse.Namespace) -> int:
+    from .model import PersonModel
+    from .mqtt import MqttPublisher, MqttSettings, MqttSink
+    from .pipeline import Pipeline, PrintSink, Sink, event_config_for
+    from .sources import open_source
+
+    cfg = _load(args)
+    if cfg.source.camera is None and cfg.source.uri is None:
+        raise ConfigError(
+            "source", "give --camera N or --source FILE|URL|DIR (or set it in the config)"
+        )
+    model = PersonModel(cfg.model.path, num_threads=cfg.model.threads)
+    log.info(
+        "model %s (%d bytes, sha256 %s) on %s",
+        model.info.path,
+        model.info.size_bytes,
+        model.info.sha256[:12],
+        model.backend,
+    )
+    source = open_source(
+        camera=cfg.source.camera, source=cfg.source.uri, realtime=cfg.source.realtime
+    )
+    ev = cfg.events
+    events = event_config_for(
+        model,
+        on_threshold=ev.on_threshold,
+        off_threshold=ev.off_threshold,
+        on_frames=ev.on_frames,
+        window=ev.window,
+        off_seconds=ev.off_seconds,
+        update_seconds=ev.update_seconds,
+    )
+    sinks: list[Sink] = []
+    publisher = None
+    if cfg.mqtt.host:
+        m = cfg.mqtt
+        publisher = MqttPublisher(
+            MqttSettings(
+                host=m.host or "",
+                port=m.port,
+                device_id=cfg.device_id,
+                prefix=m.prefix,
+                username=m.username,
+                password=cfg.mqtt_password,
+                tls=m.tls,
+                tls_ca=m.tls_ca,
+                tls_cert=m.tls_cert,
+                tls_key=m.tls_key,
+                keepalive=m.keepalive,
+                queue_size=m.queue_size,
+                discovery=m.discovery,
+                discovery_prefix=m.discovery_prefix,
+            ),
+            device_name=f"tinyedge {cfg.device_id}",
+        )
+        publisher.start()
+        sinks.append(MqttSink(publisher))
+    if cfg.output.print or publisher is None:
+        sinks.append(PrintSink())
+    on_frame: Callable[[float], None] | None = (lambda _s: publisher.check()) if publisher else None
+    pipeline = Pipeline(
+        source,
+        model,
+        events=events,
+        camera=cfg.source.name,
+        fit=cfg.source.fit,
+        sinks=sinks,
+        on_frame=on_frame,
+    )  # type: ignore[arg-type]
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: ending open visits and stopping", signum)
+        pipeline.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        stats = pipeline.run()
+    finally:
+        if publisher is not None:
+            publisher.close(timeout=5.0)
+    log.info(
+        "%d frames in %.2f s (%.0f fps), %d events",
+        stats.frames,
+        stats.seconds,
+        stats.fps,
+        stats.events,
+    )
+    return 0
+
+
+# -- info -----------------------------------------------------------------------------------
+def cmd_info(args: argparse.Namespace) -> int:
+    from .model import PersonModel, interpreter_backend
+    from .sources.picamera2 import cameras_present
+
+    cfg = _load(args)
+    backend, _ = interpreter_backend()
+    out: dict[str, Any] = {"tinyedge": __version__, "runtime": backend}
+    try:
+        info = PersonModel(cfg.model.path).info
+        out["model"] = {
+            "path": info.path,
+            "name": info.name,
+            "version": info.version,
+            "bytes": info.size_bytes,
+            "sha256": info.sha256,
+            "input": {
+                "height": info.input.height,
+                "width": info.input.width,
+                "channels": info.input.channels,
+                "scale": info.input.scale,
+                "zero_point": info.input.zero_point,
+            },
+            "labels": list(info.labels),
+            "thresholds": info.thresholds,
+        }
+    except TinyEdgeError as exc:
+        out["model"] = {"error": str(exc)}
+    out["cameras"] = {
+        "picamera2": [c.get("Model", "?") for c in cameras_present()],
+        "v4l2": sorted(str(p) for p in Path("/dev").glob("video*")),
+    }
+    out["config"] = cfg.masked()
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    print(f"config OK ({cfg.path or 'defaults and environment'})")
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------------------
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", metavar="FILE", help="TOML config (default /etc/tinyedge/config.toml)"
+    )
+    p.add_argument("-v", "--verbose", action="count", default=0, help="explain (-vv: debug)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tinyedge", description="Private on-device person detection."
+    )
+    parser.add_argument("--version", action="version", version=f"tinyedge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("detect", help="detect people and publish visit events")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--camera", type=int, metavar="N", help="camera N (picamera2, else /dev/videoN)"
+    )
+    where.add_argument(
+        "--source",
+        metavar="S",
+        help="video file, image folder, RTSP/HTTP URL or GStreamer pipeline",
+    )
+    p.add_argument(
+        "--model", metavar="PATH", help="int8 TFLite person model (default: the shipped one)"
+    )
+    p.add_argument("--mqtt", metavar="HOST[:PORT]", help="publish to this MQTT broker")
+    p.add_argument("--print", action="store_true", help="also write events as JSON lines to stdout")
+    p.add_argument("--realtime", action="store_true", help="pace files at their own frame rate")
+    p.add_argument("--device-id", metavar="ID", help="device id in topics (default: hostname)")
+    _common(p)
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("info", help="runtime, model, cameras and effective config")
+    p.add_argument("--model", metavar="PATH")
+    _common(p)
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("config", help="configuration tools")
+    csub = p.add_subparsers(dest="config_command", required=True)
+    c = csub.add_parser("check", help="validate the configuration and exit")
+    _common(c)
+    c.set_defaults(func=cmd_config_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(getattr(args, "verbose", 0))
+    try:
+        return int(args.func(args))
+    except TinyEdgeError as exc:
+        print(f"tinyedge: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Visits: turn a stream of per-frame person scores into start / update / end events.
+
+A visit starts when the score is at or above ``on_threshold`` in ``on_frames`` of the last
+``window`` frames, and ends when the score has stayed below ``off_threshold`` for
+``off_seconds`` (hysteresis: scores between the two thresholds keep an open visit open).
+One event id per visit; ``update`` at most every ``update_seconds`` while the visit lasts.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+EventType = Literal["start", "update", "end"]
+EndReason = Literal["clear", "source_end", "camera_lost", "shutdown"]
+DecidedBy = Literal["local", "edge"]
+
+
+def uuid7(now: float | None = None) -> str:
+    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds then random bits, so ids sort by time."""
+    ms = int((time.time() if now is None else now) * 1000) & ((1 << 48) - 1)
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms << 80) | (0x7 << 76) | ((rand >> 62) & 0xFFF) << 64 | (0b10 << 62)
+    value |= rand & ((1 << 62) - 1)
+    return str(uuid.UUID(int=value))
+
+
+def iso_utc(epoch: float) -> str:
+    """ISO 8601 UTC with milliseconds, e.g. 2026-11-25T09:41:07.250Z."""
+    return (
+        datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+@dataclass(frozen=True)
+class EventConfig:
+    """Debounce and hysteresis of visits (the defaults suit a doorbell at 5-30 fps)."""
+
+    on_threshold: float = 0.6
+    off_threshold: float = 0.4
+    on_frames: int = 3
+    window: int = 5
+    off_seconds: float = 2.0
+    update_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.off_threshold <= self.on_threshold <= 1.0:
+            raise ValueError("need 0 <= off_threshold <= on_threshold <= 1")
+        if not 1 <= self.on_frames <= self.window:
+            raise ValueError("need 1 <= on_frames <= window")
+        if self.off_seconds < 0 or self.update_seconds <= 0:
+            raise ValueError("off_seconds must be >= 0 and update_seconds > 0")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One message about a visit. ``id`` is the visit's id (UUIDv7), shared by its start,
+    updates and end; ``seq`` numbers the messages of one visit (0 = start)."""
+
+    id: str
+    type: EventType
+    seq: int
+    camera: str
+    epoch: float
+    score: float
+    peak_score: float
+    started_epoch: float
+    decided_by: DecidedBy = "local"
+    duration: float | None = None
+    reason: EndReason | None = None
+    model: str = ""
+    model_sha256: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def time(self) -> str:
+        return iso_utc(self.epoch)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        extra = data.pop("extra")
+        data["time"] = self.time
+        data["started"] = iso_utc(self.started_epoch)
+        data["score"] = round(self.score, 4)
+        data["peak_score"] = round(self.peak_score, 4)
+        if self.duration is not None:
+            data["duration"] = round(self.duration, 3)
+        for key in ("duration", "reason"):
+            if data[key] is None:
+                del data[key]
+        data.update(extra)
+        return data
+
+
+@dataclass
+class _Visit:
+    id: str
+    started_t: float
+    started_epoch: float
+    peak: float
+    last_seen_t: float
+    last_update_t: float
+    seq: int = 0
+    below_since: float | None = None
+    decided_by: DecidedBy = "local"
+
+
+class VisitTracker:
+    """The per-camera state machine. Feed it one score per frame; it returns the events
+    that frame caused (usually none). ``t`` is the source's clock (media time for files),
+    ``epoch`` the frame's wall-clock time used in the messages."""
+
+    def __init__(
+        self,
+        camera: str,
+        config: EventConfig | None = None,
+        model: str = "",
+        model_sha256: str = "",
+    ) -> None:
+        self.camera = camera
+        self.config = config or EventConfig()
+        self.model = model
+        self.model_sha256 = model_sha256
+        self._recent: deque[bool] = deque(maxlen=self.config.window)
+        self._visit: _Visit | None = None
+        self._epoch_offset = 0.0
+
+    @property
+    def in_visit(self) -> bool:
+        return self._visit is not None
+
+    def _event(
+        self,
+        visit: _Visit,
+        kind: EventType,
+        t: float,
+        score: float,
+        duration: float | None = None,
+        reason: EndReason | None = None,
+    ) -> Event:
+        ev = Event(
+            id=visit.id,
+            type=kind,
+            seq=visit.seq,
+            camera=self.camera,
+            epoch=t + self._epoch_offset,
+            score=score,
+            peak_score=visit.peak,
+            started_epoch=visit.started_epoch,
+            decided_by=visit.decided_by,
+            duration=duration,
+            reason=reason,
+            model=self.model,
+            model_sha256=self.model_sha256,
+        )
+        visit.seq += 1
+        return ev
+
+    def feed(
+        self, score: float, t: float, epoch: float | None = None, decided_by: DecidedBy = "local"
+    ) -> list[Event]:
+        """Account for one frame's person score at source time ``t``."""
+        cfg = self.config
+        self._epoch_offset = (epoch - t) if epoch is not None else 0.0
+        self._recent.append(score >= cfg.on_threshold)
+        visit = self._visit
+        if visit is None:
+            if sum(self._recent) >= cfg.on_frames:
+                visit = _Visit(
+                    id=uuid7(t + self._epoch_offset),
+                    started_t=t,
+                    started_epoch=t + self._epoch_offset,
+                    peak=score,
+                    last_seen_t=t,
+                    last_update_t=t,
+                    decided_by=decided_by,
+                )
+                self._visit = visit
+                return [self._event(visit, "start", t, score)]
+            return []
+        if decided_by == "edge":
+            visit.decided_by = "edge"
+        visit.peak = max(visit.peak, score)
+        if score >= cfg.off_threshold:
+            visit.last_seen_t = t
+            visit.below_since = None
+        elif visit.below_since is None:
+            visit.below_since = t
+        if visit.below_since is not None and t - visit.below_since >= cfg.off_seconds:
+            return self._end(visit, t, score, "clear")
+        if visit.below_since is None and t - visit.last_update_t >= cfg.update_seconds:
+            visit.last_update_t = t
+            return [self._event(visit, "update", t, score)]
+        return []
+
+    def _end(self, visit: _Visit, t: float, score: float, reason: EndReason) -> list[Event]:
+        self._visit = None
+        self._recent.clear()
+        duration = max(0.0, visit.last_seen_t - visit.started_t)
+        return [self._event(visit, "end", t, score, duration=duration, reason=reason)]
+
+    def close(self, t: float, reason: EndReason = "source_end", score: float = 0.0) -> list[Event]:
+        """End an open visit (the source ended, the camera was lost, or we shut down)."""
+        if self._visit is None:
+            return []
+        return self._end(self._visit, t, score, reason)

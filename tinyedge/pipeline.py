@@ -1,0 +1,175 @@
+"""The frame loop: frame -> int8 tensor -> person score -> visit events -> sinks.
+
+>>> import tinyedge
+>>> for event in tinyedge.detect("examples/plaza.mp4"):
+...     print(event.type, event.id, round(event.score, 2))
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol
+
+from .errors import SourceError
+from .events import Event, EventConfig, VisitTracker
+from .model import PersonModel
+from .preprocess import Fit, Preprocessor
+from .sources import SourceBase, open_source
+
+log = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    """Where events go (stdout, MQTT, ...)."""
+
+    def handle(self, event: Event) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class PrintSink:
+    """JSON lines on a stream (stdout by default), one per event."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+
+    def handle(self, event: Event) -> None:
+        self.stream.write(json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+@dataclass
+class PipelineStats:
+    frames: int = 0
+    inferences: int = 0
+    events: int = 0
+    seconds: float = 0.0
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def event_config_for(
+    model: PersonModel, base: EventConfig | None = None, **given: object
+) -> EventConfig:
+    """Visit rules: explicit values first, then the model's recommended thresholds, then defaults."""
+    defaults = base or EventConfig()
+    rec = model.info.thresholds
+    on = given.pop("on_threshold", None)
+    off = given.pop("off_threshold", None)
+    values: dict[str, object] = {
+        "on_threshold": on if on is not None else rec.get("on", defaults.on_threshold),
+        "off_threshold": off if off is not None else rec.get("off", defaults.off_threshold),
+    }
+    values.update({k: v for k, v in given.items() if v is not None})
+    merged = {**defaults.__dict__, **values}
+    return EventConfig(**merged)  # type: ignore[arg-type]
+
+
+class Pipeline:
+    """One camera's detector: a source, a warm model, a visit tracker and its sinks."""
+
+    def __init__(
+        self,
+        source: SourceBase,
+        model: PersonModel,
+        *,
+        events: EventConfig | None = None,
+        camera: str = "cam0",
+        fit: Fit = "stretch",
+        sinks: list[Sink] | None = None,
+        on_frame: Callable[[float], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.model = model
+        self.preprocess = Preprocessor(model.input_spec, fit=fit)
+        self.tracker = VisitTracker(
+            camera,
+            events if events is not None else event_config_for(model),
+            model=model.info.name,
+            model_sha256=model.info.sha256,
+        )
+        self.sinks = list(sinks or [])
+        self.stats = PipelineStats()
+        self.on_frame = on_frame
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Ask the loop to end after the current frame (safe from a signal handler)."""
+        self._stop.set()
+
+    def events(self) -> Iterator[Event]:
+        """Run the loop and yield each event as it happens; open visits end with the source."""
+        started = time.perf_counter()
+        last_t = 0.0
+        self.source.open()
+        try:
+            while not self._stop.is_set():
+                frame = self.source.read()
+                if frame is None:
+                    break
+                last_t = frame.t
+                score = self.model.score(self.preprocess(frame.luma))
+                self.stats.frames += 1
+                self.stats.inferences += 1
+                if self.on_frame is not None:
+                    self.on_frame(score)
+                yield from self._emit(self.tracker.feed(score, frame.t, frame.wall))
+            reason = "shutdown" if self._stop.is_set() else "source_end"
+            yield from self._emit(self.tracker.close(last_t, reason))
+        except SourceError:
+            yield from self._emit(self.tracker.close(last_t, "camera_lost"))
+            raise
+        finally:
+            self.source.close()
+            self.stats.seconds = time.perf_counter() - started
+
+    def _emit(self, events: list[Event]) -> Iterator[Event]:
+        for event in events:
+            self.stats.events += 1
+            for sink in self.sinks:
+                sink.handle(event)
+            yield event
+
+    def run(self) -> PipelineStats:
+        """Run to the end of the source (or :meth:`stop`), sending events to the sinks."""
+        for _ in self.events():
+            pass
+        for sink in self.sinks:
+            sink.close()
+        return self.stats
+
+
+def detect(
+    source: SourceBase | str | int | Path,
+    model: PersonModel | str | Path | None = None,
+    *,
+    events: EventConfig | None = None,
+    camera: str = "cam0",
+    fit: Fit = "stretch",
+    realtime: bool = False,
+) -> Iterator[Event]:
+    """Person visits from a source: ``for event in tinyedge.detect("clip.mp4"): ...``.
+
+    ``source`` is a source object, a camera index, or a file / folder / URL / GStreamer
+    pipeline string; ``model`` a loaded model, a path, or ``None`` for the shipped one.
+    """
+    if isinstance(source, SourceBase):
+        src = source
+    elif isinstance(source, int):
+        src = open_source(camera=source)
+    else:
+        src = open_source(source=str(source), realtime=realtime)
+    net = model if isinstance(model, PersonModel) else PersonModel(model)
+    yield from Pipeline(src, net, events=events, camera=camera, fit=fit).events()
