@@ -72,13 +72,14 @@ def free_port() -> int:
 
 
 def start(
-    model: Path, token_file: Path, max_batch: int, wait_ms: float, queue: int
+    model: Path, token_file: Path, max_batch: int, wait_ms: float, queue: int, workers: int = 1
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     args = [
         sys.executable, "-m", "tinyedge.service", "--model", f"centernet={model}",
         "--token-file", str(token_file), "--host", HOST, "--port", str(port),
         "--max-batch", str(max_batch), "--batch-wait-ms", str(wait_ms), "--queue", str(queue),
+        "--workers", str(workers),
     ]  # fmt: skip
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
     url = f"http://{HOST}:{port}"
@@ -153,9 +154,15 @@ def server_means(url: str, token: str) -> tuple[float, float]:
 
 
 def run(
-    label: str, model: Path, token_file: Path, token: str, max_batch: int, a: argparse.Namespace
+    label: str,
+    model: Path,
+    token_file: Path,
+    token: str,
+    max_batch: int,
+    a: argparse.Namespace,
+    workers: int = 1,
 ) -> RunResult:
-    proc, url = start(model, token_file, max_batch, a.batch_wait_ms, a.queue)
+    proc, url = start(model, token_file, max_batch, a.batch_wait_ms, a.queue, workers)
     try:
         lat, codes, took = asyncio.run(drive(url, token, a.clients, a.requests, a.deadline))
         mean_batch, mean_inf = server_means(url, token)
@@ -225,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-wait-ms", type=float, default=5.0)
     ap.add_argument("--queue", type=int, default=64)
     ap.add_argument("--deadline", type=float, default=300.0, help="seconds per run at most")
+    ap.add_argument("--workers", type=int, default=0, help="also a batching run with N workers")
     ap.add_argument("--skip-detectors", action="store_true", help="no detector-only table")
     a = ap.parse_args(argv)
     if a.clients < 1 or a.requests < 1 or a.clients > 500 or a.requests > 1000:
@@ -239,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
             run(f"batching (max {a.max_batch})", model, token_file, token, a.max_batch, a),
             run("no batching (max 1)", model, token_file, token, 1, a),
         ]
+        if a.workers > 1:
+            label = f"{a.workers} workers, batching"
+            results.append(run(label, model, token_file, token, a.max_batch, a, a.workers))
     print(
         f"\n{a.clients} clients x {a.requests} requests, {len(PHOTOS)} photos, "
         f"model {model.name}, {os.cpu_count()} cores, loopback"

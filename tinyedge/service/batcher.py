@@ -72,6 +72,7 @@ class Batcher:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{name}")
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._running = False  # a batch is between the queue and its answers
 
     @property
     def depth(self) -> int:
@@ -99,9 +100,9 @@ class Batcher:
         return job.future
 
     async def close(self) -> None:
-        """Stop taking work, let queued images finish, release the inference thread."""
+        """Stop taking work, let queued and running images finish, release the thread."""
         self._closed = True
-        while not self._queue.empty():
+        while not self._queue.empty() or self._running:
             await asyncio.sleep(0.005)
         if self._task is not None:
             self._task.cancel()
@@ -112,6 +113,7 @@ class Batcher:
 
     async def _gather(self) -> list[_Job]:
         first = await self._queue.get()
+        self._running = True  # from here until its answers are set, close() waits
         batch = [first]
         deadline = first.enqueued + self.wait_s
         while len(batch) < self.max_batch:
@@ -130,25 +132,31 @@ class Batcher:
         return [j for j in batch if not j.future.done()]  # drop clients that went away
 
     async def _collect(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             jobs = await self._gather()
-            self._metrics.queue_depth.set(self._queue.qsize(), model=self.name)
-            if not jobs:
-                continue
-            images = np.stack([j.image for j in jobs])
-            started = time.perf_counter()
             try:
-                results = await loop.run_in_executor(self._thread, self.detector.detect, images)
-            except Exception as exc:
-                log.exception("model %s failed on a batch of %d", self.name, len(jobs))
-                for j in jobs:
-                    if not j.future.done():
-                        j.future.set_exception(exc)
-                continue
-            took = time.perf_counter() - started
-            self._metrics.batch_size.observe(len(jobs), model=self.name)
-            self._metrics.inference.observe(took, model=self.name)
-            for j, boxes in zip(jobs, results, strict=True):
+                await self._run_batch(jobs)
+            finally:
+                self._running = False
+
+    async def _run_batch(self, jobs: list[_Job]) -> None:
+        loop = asyncio.get_running_loop()
+        self._metrics.queue_depth.set(self._queue.qsize(), model=self.name)
+        if not jobs:
+            return
+        images = np.stack([j.image for j in jobs])
+        started = time.perf_counter()
+        try:
+            results = await loop.run_in_executor(self._thread, self.detector.detect, images)
+        except Exception as exc:
+            log.exception("model %s failed on a batch of %d", self.name, len(jobs))
+            for j in jobs:
                 if not j.future.done():
-                    j.future.set_result(BatchResult(boxes, len(jobs), started - j.enqueued, took))
+                    j.future.set_exception(exc)
+            return
+        took = time.perf_counter() - started
+        self._metrics.batch_size.observe(len(jobs), model=self.name)
+        self._metrics.inference.observe(took, model=self.name)
+        for j, boxes in zip(jobs, results, strict=True):
+            if not j.future.done():
+                j.future.set_result(BatchResult(boxes, len(jobs), started - j.enqueued, took))
