@@ -74,12 +74,12 @@ class Served:
     cafile: Path | None = None
     args: list[str] = field(default_factory=list)
 
-    def client(self, token: str | None = "own", **kw: object) -> httpx.Client:
+    def client(self, token: str | None = "own") -> httpx.Client:
         headers = {}
         if token is not None:
             headers["Authorization"] = f"Bearer {self.token if token == 'own' else token}"
         return httpx.Client(
-            base_url=self.base_url, headers=headers, timeout=30.0, verify=self.verify(), **kw
+            base_url=self.base_url, headers=headers, timeout=30.0, verify=self.verify()
         )
 
     def verify(self) -> ssl.SSLContext | bool:

@@ -276,7 +276,8 @@ class CenterNetDetector:
         if raw.dtype.kind == "f":
             return raw.astype(np.float32, copy=False)
         scale, zero_point = self._runner.output["quantization"]
-        return ((raw.astype(np.float32) - zero_point) * scale).astype(np.float32)
+        out: F32 = ((raw.astype(np.float32) - zero_point) * scale).astype(np.float32)
+        return out
 
     def _boxes(self, rows: F32) -> list[Box]:
         o = self._opts

@@ -32,7 +32,8 @@ def _mallinfo2() -> Callable[[], _MallInfo2] | None:
         return None
     fn.restype = _MallInfo2
     fn.argtypes = []
-    return fn  # type: ignore[no-any-return]
+    call: Callable[[], _MallInfo2] = fn
+    return call
 
 
 def _resident() -> int:
