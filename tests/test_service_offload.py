@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,15 @@ from PIL import Image
 from tinyedge.offload import OffloadClient, OffloadResult
 from tinyedge.preprocess import luma_from_rgb
 
-from .service_fixtures import NO_PERSON, PERSON_JPG, Served, free_port, start_service, teacher_model
+from .service_fixtures import (
+    NO_PERSON,
+    PERSON_JPG,
+    Served,
+    free_port,
+    make_tls,
+    start_service,
+    teacher_model,
+)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +98,7 @@ def test_breaker_opens_once_and_recovers(tmp_path: Path, caplog: pytest.LogCaptu
     try:
         for k in range(2):
             assert c.submit(frame, 0.5, ts=k)
-            assert "ConnectError" in (_wait(c).error or "")
+            assert "Connection refused" in (_wait(c).error or "")
         assert c.breaker_open
         assert not c.submit(frame, 0.5, ts=9)  # open: dropped at once
         assert c.stats["skipped_breaker"] == 1
@@ -107,6 +116,24 @@ def test_breaker_opens_once_and_recovers(tmp_path: Path, caplog: pytest.LogCaptu
     opened = [m for m in caplog.messages if "pausing offload" in m]
     resumed = [m for m in caplog.messages if "resumed" in m]
     assert len(opened) == 1 and len(resumed) == 1
+
+
+def test_over_tls_with_the_service_ca(tmp_path: Path) -> None:
+    ca, cert, key = make_tls(tmp_path / "pki")
+    s = start_service(tmp_path, [f"teacher={teacher_model()}"], tls=(ca, cert, key))
+    try:
+        context = ssl.create_default_context(cafile=str(ca))
+        with OffloadClient(s.base_url, s.token, timeout_s=10, ssl_context=context,
+                           model="teacher") as c:  # fmt: skip
+            assert c.submit(_luma(PERSON_JPG), 0.5, ts=4.0)
+            r = _wait(c)
+            assert r.ok and r.person is True and r.model == "teacher"
+        with OffloadClient(s.base_url, s.token, timeout_s=10) as c:  # system CAs: refused
+            assert c.submit(_luma(PERSON_JPG), 0.5, ts=5.0)
+            r = _wait(c)
+            assert not r.ok and "CERTIFICATE_VERIFY_FAILED" in (r.error or "")
+    finally:
+        s.stop()
 
 
 def test_frames_are_shrunk_to_the_model_size() -> None:

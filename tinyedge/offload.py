@@ -14,16 +14,18 @@ opening and the recovery are logged once each, not once per frame.
 
 from __future__ import annotations
 
+import http.client
 import io
+import json
 import logging
+import ssl
 import threading
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-import httpx
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
@@ -89,7 +91,7 @@ class OffloadClient:
         jpeg_quality: int = 80,
         model: str | None = None,
         on_result: Callable[[OffloadResult], None] | None = None,
-        verify: Any = True,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         low, high = band
         if not 0.0 <= low <= high <= 1.0:
@@ -115,13 +117,10 @@ class OffloadClient:
         self._closed = False
         self.stats = {"sent": 0, "ok": 0, "failed": 0, "replaced": 0}
         self.stats.update(skipped_band=0, skipped_rate=0, skipped_breaker=0)
-        self._path = "/v1/detect" + (f"?model={model}" if model else "")
-        self._http = httpx.Client(
-            base_url=url.rstrip("/"),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "image/jpeg"},
-            timeout=httpx.Timeout(timeout_s),
-            verify=verify,
+        self._path = "/v1/detect" + (
+            f"?{urllib.parse.urlencode({'model': model})}" if model else ""
         )
+        self._conn = _Connection(url, token, timeout_s, ssl_context)
         self._thread = threading.Thread(target=self._run, name="tinyedge-offload", daemon=True)
         self._thread.start()
 
@@ -161,7 +160,7 @@ class OffloadClient:
             self._closed = True
             self._wake.notify()
         self._thread.join(timeout)
-        self._http.close()
+        self._conn.close()
 
     def __enter__(self) -> OffloadClient:
         return self
@@ -252,26 +251,80 @@ class OffloadClient:
 
         try:
             body = self.encode(job.frame)
-            r = self._http.post(self._path, content=body)
-        except httpx.TimeoutException:
-            return failed("timeout")
-        except httpx.HTTPError as exc:
-            return failed(f"{type(exc).__name__}: {exc}")
         except ValueError as exc:
             return failed(f"cannot encode the frame: {exc}")
-        if r.status_code != 200:
-            try:
-                detail = r.json()["error"]["code"]
-            except (ValueError, KeyError, TypeError):
-                detail = r.reason_phrase
-            return failed(f"HTTP {r.status_code} {detail}")
         try:
-            data = r.json()
+            status, reply = self._conn.post(self._path, body)
+        except TimeoutError:
+            return failed("timeout")
+        except (OSError, http.client.HTTPException) as exc:
+            return failed(f"{type(exc).__name__}: {exc}")
+        try:
+            data = json.loads(reply)
+        except ValueError:
+            data = None
+        if status != 200:
+            try:
+                detail = data["error"]["code"]
+            except (KeyError, TypeError):
+                detail = "no JSON error"
+            return failed(f"HTTP {status} {detail}")
+        try:
             boxes = tuple(
                 OffloadBox(b["x1"], b["y1"], b["x2"], b["y2"], b["score"]) for b in data["boxes"]
             )
             person, score, model = bool(data["person"]), float(data["score"]), data["model"]["name"]
-        except (ValueError, KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             return failed(f"unexpected answer ({exc})")
         took = time.perf_counter() - started
         return OffloadResult(job.ts, job.local_score, person, score, boxes, model, took)
+
+
+class _Connection:
+    """One kept-alive HTTP(S) connection to the service (stdlib only, for small devices)."""
+
+    def __init__(
+        self, url: str, token: str, timeout_s: float, ssl_context: ssl.SSLContext | None
+    ) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"url must be http(s)://host[:port], got {url!r}")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port or (443 if self._https else 80)
+        self._prefix = parts.path.rstrip("/")
+        self._timeout = timeout_s
+        self._ssl = ssl_context or (ssl.create_default_context() if self._https else None)
+        self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "image/jpeg"}
+        self._conn: http.client.HTTPConnection | None = None
+
+    def _open(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            if self._https:
+                self._conn = http.client.HTTPSConnection(
+                    self._host, self._port, timeout=self._timeout, context=self._ssl
+                )
+            else:
+                self._conn = http.client.HTTPConnection(
+                    self._host, self._port, timeout=self._timeout
+                )
+        return self._conn
+
+    def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """(status, body) of one POST; the connection is dropped after any error."""
+        conn = self._open()
+        try:
+            conn.request("POST", self._prefix + path, body=body, headers=self._headers)
+            resp = conn.getresponse()
+            data = resp.read()
+        except BaseException:  # TimeoutError included: a half-read connection is unusable
+            self.close()
+            raise
+        if resp.will_close:
+            self.close()
+        return resp.status, data
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
