@@ -88,6 +88,13 @@ def test_wrong_token_is_a_failure_result(service: Served) -> None:
         assert not r.ok and r.person is None and r.error == "HTTP 401 unauthorized"
 
 
+def test_slow_answer_is_a_timeout(service: Served) -> None:
+    with OffloadClient(service.base_url, service.token, timeout_s=0.005) as c:
+        assert c.submit(_luma(PERSON_JPG), 0.5, ts=6.0)
+        r = _wait(c)
+        assert not r.ok and r.error == "timeout" and r.round_trip_s < 1.0
+
+
 def test_breaker_opens_once_and_recovers(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="tinyedge.offload")
     port = free_port()  # nothing listens here yet

@@ -81,6 +81,33 @@ def test_model_cache_evicts_least_recently_used(tmp_path: Path, teacher: Path) -
         s.stop()
 
 
+def test_eviction_under_concurrent_load_never_fails_a_request(
+    tmp_path: Path, teacher: Path
+) -> None:
+    models = [f"small=classifier:{VWW}", f"big1={teacher}", f"big2={teacher}"]
+    s = start_service(tmp_path, models, "--cache-mb", "100")
+    try:
+        photo = PERSON_JPG.read_bytes()
+
+        async def mixed() -> list[httpx.Response]:
+            headers = {"Authorization": f"Bearer {s.token}"}
+            async with httpx.AsyncClient(base_url=s.base_url, headers=headers, timeout=60) as c:
+                names = ["big1", "big2"] * 8
+                return await asyncio.gather(
+                    *(c.post(f"/v1/detect?model={n}", content=photo) for n in names)
+                )
+
+        answers = asyncio.run(mixed())
+        codes = [r.status_code for r in answers]
+        assert set(codes) <= {200, 503} and codes.count(200) >= len(codes) // 2, codes
+        assert all(r.json()["person"] for r in answers if r.status_code == 200)
+        with s.client() as c:
+            assert c.post("/v1/detect?model=big2", content=photo).status_code == 200
+        assert s.proc.poll() is None and "Traceback" not in s.log()
+    finally:
+        s.stop()
+
+
 def test_tls(tmp_path: Path, teacher: Path) -> None:
     s = start_service(tmp_path, [str(teacher)], tls=make_tls(tmp_path / "pki"))
     try:
