@@ -238,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.clients < 1 or a.requests < 1 or a.clients > 500 or a.requests > 1000:
         raise SystemExit("load_test: keep 1 <= clients <= 500 and 1 <= requests <= 1000")
     model = find_teacher(a.model)
+    load_before = os.getloadavg()[0]  # other work on the machine skews every number
     with tempfile.TemporaryDirectory() as tmp:
         token = secrets.token_urlsafe(24)
         token_file = Path(tmp) / "token"
@@ -252,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append(run(label, model, token_file, token, a.max_batch, a, a.workers))
     print(
         f"\n{a.clients} clients x {a.requests} requests, {len(PHOTOS)} photos, "
-        f"model {model.name}, {os.cpu_count()} cores, loopback"
+        f"model {model.name}, {os.cpu_count()} cores, loopback; "
+        f"load average before {load_before:.1f}, after {os.getloadavg()[0]:.1f}"
     )
     head = (
         f"{'run':<22} {'ok':>5} {'503':>4} {'err':>4} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8}"

@@ -47,26 +47,83 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[NAME=][TYPE:]PATH",
         help="a TFLite detector to serve (repeatable; the first is the default)",
     )
-    a("--token-file", help=f"file holding the bearer token (else ${TOKEN_ENV})")
-    a("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    a("--port", type=int, default=8765, help="port to listen on (default 8765)")
-    a("--workers", type=int, default=1, help="worker processes, each with its own models")
-    a("--threads", type=int, default=0, help="interpreter threads per model (0: cores / workers)")
-    a("--ssl-certfile", help="TLS certificate (PEM); serve HTTPS")
-    a("--ssl-keyfile", help="TLS private key (PEM)")
-    a("--max-body", default="2M", help="largest request body in bytes, k/M suffixes (default 2M)")
-    a("--max-pixels", default="24M", help="largest image in pixels, M = million (default 24M)")
-    a("--max-batch", type=int, default=8, help="images per interpreter call (1 = no batching)")
-    a("--batch-wait-ms", type=float, default=5.0, help="longest wait to fill a batch (default 5)")
+    a("--token-file", metavar="FILE", help=f"file holding the bearer token (else ${TOKEN_ENV})")
+    a(
+        "--host",
+        metavar="ADDR",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1)",
+    )
+    a("--port", type=int, metavar="PORT", default=8765, help="port to listen on (default 8765)")
+    a(
+        "--workers",
+        type=int,
+        metavar="N",
+        default=1,
+        help="worker processes, each with its own models",
+    )
+    a(
+        "--threads",
+        type=int,
+        metavar="N",
+        default=0,
+        help="interpreter threads per model (0: cores / workers)",
+    )
+    a("--ssl-certfile", metavar="PEM", help="TLS certificate (PEM); serve HTTPS")
+    a("--ssl-keyfile", metavar="PEM", help="TLS private key (PEM)")
+    a(
+        "--max-body",
+        metavar="BYTES",
+        default="2M",
+        help="largest request body in bytes, k/M suffixes (default 2M)",
+    )
+    a(
+        "--max-pixels",
+        metavar="PIXELS",
+        default="24M",
+        help="largest image in pixels, M = million (default 24M)",
+    )
+    a(
+        "--max-batch",
+        type=int,
+        metavar="N",
+        default=8,
+        help="images per interpreter call (1 = no batching)",
+    )
+    a(
+        "--batch-wait-ms",
+        type=float,
+        metavar="MS",
+        default=5.0,
+        help="longest wait to fill a batch (default 5)",
+    )
     a(
         "--batch-mode",
         choices=["auto", "resize", "loop"],
         default="auto",
         help="run a batch as one resized interpreter call or one call per image",
     )
-    a("--queue", type=int, default=64, help="images waiting per model before 503 (default 64)")
-    a("--cache-mb", type=float, default=512.0, help="memory budget of loaded models (default 512)")
-    a("--threshold", type=float, default=0.3, help="person score threshold (default 0.3)")
+    a(
+        "--queue",
+        type=int,
+        metavar="N",
+        default=64,
+        help="images waiting per model before 503 (default 64)",
+    )
+    a(
+        "--cache-mb",
+        type=float,
+        metavar="MB",
+        default=512.0,
+        help="memory budget of loaded models (default 512)",
+    )
+    a(
+        "--threshold",
+        type=float,
+        metavar="SCORE",
+        default=0.3,
+        help="person score threshold (default 0.3)",
+    )
     a("-v", "--verbose", action="count", default=0, help="-v: info and access log, -vv: debug")
     return p
 
