@@ -80,6 +80,8 @@ def decode(body: bytes, max_pixels: int, size: tuple[int, int]) -> DecodedImage:
             if fmt == "JPEG":
                 img.draft("RGB", (tw, th))  # DCT scaling: never below the requested size
             img.load()
+            if img.mode.startswith("I"):  # 16-bit grayscale PNG: keep the high byte
+                img = Image.fromarray((np.asarray(img, dtype=np.uint32) >> 8).astype(np.uint8))
             rgb = img.convert("RGB")
             if rgb.size != (tw, th):
                 rgb = rgb.resize((tw, th), Image.Resampling.BILINEAR)
