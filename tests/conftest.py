@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
@@ -184,14 +185,19 @@ class Subscriber:
     username: str | None = None
     password: str | None = None
     ca: Path | None = None
+    client_id: str = ""
+    clean: bool = True  # False: a persistent session the broker keeps while we are away
     messages: list[paho.MQTTMessage] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._cond = threading.Condition()
         self._ready = threading.Event()
         self.client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"sub-{uuid.uuid4().hex[:8]}"
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id or f"sub-{uuid.uuid4().hex[:8]}",
+            clean_session=self.clean,
         )
+        self.client.reconnect_delay_set(1, 2)
         if self.username:
             self.client.username_pw_set(self.username, self.password)
         if self.ca:
@@ -272,3 +278,39 @@ def plain_model() -> Path:
     if not MLPERF.is_file():
         pytest.fail(f"{MLPERF} missing: the peers in ../shared/peers are needed beside the repo")
     return MLPERF
+
+
+@pytest.fixture(autouse=True)
+def _own_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test (and every detector it starts) gets its own outbox directory."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("TINYEDGE_STATE_DIR", str(state))
+    return state
+
+
+FAULT_SUMMARY: list[str] = []
+
+
+@pytest.fixture
+def fault_report() -> Callable[..., None]:
+    """Record one line per fault test: events produced / delivered / duplicated / lost."""
+
+    def report(
+        fault: str, produced: set[tuple[str, int]], delivered: list[tuple[str, int]]
+    ) -> None:
+        got = set(delivered)
+        dup = len(delivered) - len(got)
+        lost = len(produced - got)
+        FAULT_SUMMARY.append(
+            f"{fault:<44} produced {len(produced):3d}  delivered {len(got & produced):3d}  "
+            f"duplicated {dup:3d}  lost {lost:3d}"
+        )
+
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FAULT_SUMMARY:
+        terminalreporter.section("fault summary (events)")
+        for line in FAULT_SUMMARY:
+            terminalreporter.write_line(line)

@@ -5,7 +5,6 @@ broker that is down when the detector starts."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -124,34 +123,6 @@ def test_last_will_and_discovery_resent(broker, subscribe, device_id, plain_mode
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-def test_sigterm_ends_the_open_visit_and_says_offline(broker, subscribe, device_id, plain_model):
-    t = topics(device_id)
-    sub = subscribe(broker.port, [t["events"], t["availability"]])
-    proc = _detector(
-        "--source",
-        str(CLIP),
-        "--realtime",
-        "--model",
-        str(plain_model),
-        "--mqtt",
-        f"127.0.0.1:{broker.port}",
-        "--device-id",
-        device_id,
-    )
-    try:
-        assert sub.wait_for(
-            lambda: any('"start"' in p for p in payloads(sub, t["events"])), timeout=30
-        )
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0, proc.stderr.read() if proc.stderr else ""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    events = [json.loads(p) for p in payloads(sub, t["events"])]
-    assert events[-1]["type"] == "end" and events[-1]["reason"] == "shutdown"
-    assert payloads(sub, t["availability"])[-1] == "offline"
 
 
 def test_broker_down_at_start_events_arrive_after_it_comes_up(

@@ -19,7 +19,7 @@ from tinyedge.sources import (
 from tinyedge.sources.opencv import classify
 
 from .conftest import CLIP
-from .fakes import picamera2 as fake_picamera2
+from .fakes import fake_picamera2
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +48,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         over["source"]["uri"] = args.source
     if getattr(args, "realtime", False):
         over["source"]["realtime"] = True
+    if getattr(args, "loop", False):
+        over["source"]["loop"] = True
     if getattr(args, "model", None) is not None:
         over["model"]["path"] = args.model
     if getattr(args, "mqtt", None):
@@ -61,6 +62,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     data: dict[str, Any] = {k: v for k, v in over.items() if v}
     if getattr(args, "device_id", None):
         data["device_id"] = args.device_id
+    if getattr(args, "state_dir", None):
+        data["state_dir"] = args.state_dir
     return data
 
 
@@ -70,94 +73,9 @@ def _load(args: argparse.Namespace) -> Config:
 
 # -- detect ---------------------------------------------------------------------------------
 def cmd_detect(args: argparse.Namespace) -> int:
-    from .model import PersonModel
-    from .mqtt import MqttPublisher, MqttSettings, MqttSink
-    from .pipeline import Pipeline, PrintSink, Sink, event_config_for
-    from .sources import open_source
+    from .runner import run_detector
 
-    cfg = _load(args)
-    if cfg.source.camera is None and cfg.source.uri is None:
-        raise ConfigError(
-            "source", "give --camera N or --source FILE|URL|DIR (or set it in the config)"
-        )
-    model = PersonModel(cfg.model.path, num_threads=cfg.model.threads)
-    log.info(
-        "model %s (%d bytes, sha256 %s) on %s",
-        model.info.path,
-        model.info.size_bytes,
-        model.info.sha256[:12],
-        model.backend,
-    )
-    source = open_source(
-        camera=cfg.source.camera, source=cfg.source.uri, realtime=cfg.source.realtime
-    )
-    ev = cfg.events
-    events = event_config_for(
-        model,
-        on_threshold=ev.on_threshold,
-        off_threshold=ev.off_threshold,
-        on_frames=ev.on_frames,
-        window=ev.window,
-        off_seconds=ev.off_seconds,
-        update_seconds=ev.update_seconds,
-    )
-    sinks: list[Sink] = []
-    publisher = None
-    if cfg.mqtt.host:
-        m = cfg.mqtt
-        publisher = MqttPublisher(
-            MqttSettings(
-                host=m.host or "",
-                port=m.port,
-                device_id=cfg.device_id,
-                prefix=m.prefix,
-                username=m.username,
-                password=cfg.mqtt_password,
-                tls=m.tls,
-                tls_ca=m.tls_ca,
-                tls_cert=m.tls_cert,
-                tls_key=m.tls_key,
-                keepalive=m.keepalive,
-                queue_size=m.queue_size,
-                discovery=m.discovery,
-                discovery_prefix=m.discovery_prefix,
-            ),
-            device_name=f"tinyedge {cfg.device_id}",
-        )
-        publisher.start()
-        sinks.append(MqttSink(publisher))
-    if cfg.output.print or publisher is None:
-        sinks.append(PrintSink())
-    on_frame: Callable[[float], None] | None = (lambda _s: publisher.check()) if publisher else None
-    pipeline = Pipeline(
-        source,
-        model,
-        events=events,
-        camera=cfg.source.name,
-        fit=cfg.source.fit,
-        sinks=sinks,
-        on_frame=on_frame,
-    )  # type: ignore[arg-type]
-
-    def _stop(signum: int, _frame: object) -> None:
-        log.info("signal %d: ending open visits and stopping", signum)
-        pipeline.stop()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    try:
-        stats = pipeline.run()
-    finally:
-        if publisher is not None:
-            publisher.close(timeout=5.0)
-    log.info(
-        "%d frames in %.2f s (%.0f fps), %d events",
-        stats.frames,
-        stats.seconds,
-        stats.fps,
-        stats.events,
-    )
-    return 0
+    return run_detector(_load(args))
 
 
 # -- info -----------------------------------------------------------------------------------
@@ -234,7 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mqtt", metavar="HOST[:PORT]", help="publish to this MQTT broker")
     p.add_argument("--print", action="store_true", help="also write events as JSON lines to stdout")
     p.add_argument("--realtime", action="store_true", help="pace files at their own frame rate")
+    p.add_argument("--loop", action="store_true", help="replay a video file forever")
     p.add_argument("--device-id", metavar="ID", help="device id in topics (default: hostname)")
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="where the event outbox lives (default /var/lib/tinyedge)",
+    )
     _common(p)
     p.set_defaults(func=cmd_detect)
 

@@ -35,8 +35,11 @@ class SourceConfig:
     camera: int | None = None
     uri: str | None = None
     realtime: bool = False
+    loop: bool = False
     fit: str = "stretch"
     name: str = "cam0"
+    reconnect_max_delay: float = 10.0
+    lost_timeout: float = 60.0
 
 
 @dataclass
@@ -69,9 +72,14 @@ class MqttConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     keepalive: int = 30
-    queue_size: int = 1000
+    queue_size: int = 10_000
+    queue_bytes: int = 16 * 1024 * 1024
+    outbox_sync: str = "FULL"
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
+    stats_interval: float = 30.0
+    reconnect_max: float = 30.0
+    shutdown_timeout: float = 5.0
 
 
 @dataclass
@@ -82,6 +90,7 @@ class OutputConfig:
 @dataclass
 class Config:
     device_id: str = field(default_factory=_default_device_id)
+    state_dir: str = ""
     source: SourceConfig = field(default_factory=SourceConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
@@ -105,7 +114,7 @@ SECTIONS: dict[str, type] = {
     "mqtt": MqttConfig,
     "output": OutputConfig,
 }
-TOP_LEVEL = {"device_id"}
+TOP_LEVEL = {"device_id", "state_dir"}
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -165,8 +174,9 @@ def _apply(cfg: Config, data: Mapping[str, Any], origin: str) -> None:
 
 
 def _apply_env(cfg: Config, env: Mapping[str, str]) -> None:
-    if f"{ENV_PREFIX}DEVICE_ID" in env:
-        cfg.device_id = env[f"{ENV_PREFIX}DEVICE_ID"]
+    for key in TOP_LEVEL:
+        if f"{ENV_PREFIX}{key.upper()}" in env:
+            setattr(cfg, key, env[f"{ENV_PREFIX}{key.upper()}"])
     for name, cls in SECTIONS.items():
         section = getattr(cfg, name)
         for sub, hint in _field_types(cls).items():
@@ -204,6 +214,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("source.fit", f"must be 'stretch' or 'crop', got {cfg.source.fit!r}")
     if cfg.source.camera is not None and cfg.source.uri is not None:
         raise ConfigError("source", "set camera or uri, not both")
+    if cfg.source.lost_timeout <= 0:
+        raise ConfigError("source.lost_timeout", "must be more than 0")
+    if cfg.source.reconnect_max_delay <= 0:
+        raise ConfigError("source.reconnect_max_delay", "must be more than 0")
     if cfg.model.threads < 1:
         raise ConfigError("model.threads", "must be 1 or more")
     m = cfg.mqtt
@@ -215,8 +229,14 @@ def _validate(cfg: Config) -> None:
         path = getattr(m, key)
         if path and not Path(path).is_file():
             raise ConfigError(f"mqtt.{key}", f"no such file: {path}")
+    if m.reconnect_max < 1:
+        raise ConfigError("mqtt.reconnect_max", "must be 1 or more seconds")
     if m.queue_size < 1:
         raise ConfigError("mqtt.queue_size", "must be 1 or more")
+    if m.queue_bytes < 1024:
+        raise ConfigError("mqtt.queue_bytes", "must be 1024 or more")
+    if m.outbox_sync.upper() not in ("FULL", "NORMAL", "EXTRA"):
+        raise ConfigError("mqtt.outbox_sync", "must be FULL, NORMAL or EXTRA")
     if cfg.mqtt_password is not None and m.username is None:
         raise ConfigError("mqtt.username", "a password is set but no username")
     if not cfg.device_id or any(c in cfg.device_id for c in "/+#"):

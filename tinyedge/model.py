@@ -38,7 +38,7 @@ def interpreter_backend() -> tuple[str, Any]:
     except ImportError:
         pass
     try:
-        from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+        from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef,unused-ignore]
 
         return "tflite-runtime", Interpreter
     except ImportError as exc:

@@ -9,9 +9,11 @@ Topics under ``<prefix>`` (default ``tinyedge/<device_id>``):
   ``occupancy``) under ``<discovery_prefix>/binary_sensor/<device_id>/person/config``,
   re-sent whenever Home Assistant announces ``online`` on ``<discovery_prefix>/status``.
 
-Events wait in a bounded queue while the broker is away and go out in order after the
-reconnect (paho reconnects with exponential back-off). One sender thread owns the queue; the
-network callbacks only notify it, so no lock is ever held across a paho call.
+Every event goes to the on-disk outbox (:mod:`tinyedge.outbox`) and leaves it only when the
+broker acknowledges it, so events wait out a broker outage or a restart and go out in order
+afterwards (paho reconnects with exponential back-off). One sender thread owns the outbox
+writes and the sending; the frame loop only hands events over, and the network callbacks
+only notify, so no lock is ever held across a paho call.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import random
+import sqlite3
 import ssl
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -32,9 +36,11 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from .errors import MqttError
 from .events import Event
+from .outbox import Outbox, default_state_dir
 
 log = logging.getLogger(__name__)
 
+MAX_INFLIGHT = 40
 AUTH_REFUSED = {4, 5, 0x86, 0x87, 0x8C}  # v3 bad credentials / not authorised; v5 equivalents
 
 
@@ -54,7 +60,10 @@ class MqttSettings:
     tls_key: str | None = None
     tls: bool = False
     keepalive: int = 30
-    queue_size: int = 1000
+    queue_size: int = 10_000
+    queue_bytes: int = 16 * 1024 * 1024
+    state_dir: str = ""
+    outbox_sync: str = "FULL"
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
     client_id: str = ""
@@ -83,7 +92,8 @@ class Message:
     topic: str
     payload: bytes
     retain: bool = False
-    kind: str = "event"  # "event" messages are queued; retained state is re-sent on connect
+    kind: str = "state"  # "state" is retained and re-sent on connect; else an event type
+    seq: int = 0  # the outbox's sequence number, for events
 
 
 @dataclass
@@ -110,8 +120,18 @@ class MqttPublisher:
         self._connected = threading.Event()
         self._ever_connected = False
         self._warned_offline = False
-        self._pending: deque[Message] = deque()
-        self._inflight: dict[int, Message] = {}
+        self._incoming: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
+        self._last_sent = 0
+        state_dir = Path(settings.state_dir) if settings.state_dir else default_state_dir()
+        self.outbox = Outbox(
+            state_dir / "outbox.db",
+            max_messages=settings.queue_size,
+            max_bytes=settings.queue_bytes,
+            synchronous=settings.outbox_sync,
+        )
+        if len(self.outbox):
+            log.info("outbox: %d message(s) from an earlier run will be sent", len(self.outbox))
         self._state: dict[str, Message] = {}
         self._state_dirty: set[str] = set()
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -200,14 +220,16 @@ class MqttPublisher:
     @property
     def backlog(self) -> int:
         """Messages not yet acknowledged by the broker (queued plus in flight)."""
-        return len(self._pending) + len(self._inflight)
+        return len(self.outbox) + self._incoming.qsize()
 
     def publish_event(self, event: Event, extra: dict[str, Any] | None = None) -> None:
         data = event.to_dict()
         if extra:
             data.update(extra)
         payload = json.dumps(data, separators=(",", ":")).encode()
-        self._enqueue(Message(self.settings.topic("events"), payload))
+        self._incoming.put(Message(self.settings.topic("events"), payload, kind=event.type))
+        with self._wake:
+            self._wake.notify_all()
 
     def set_person(self, present: bool) -> None:
         self._put_state("person", b"ON" if present else b"OFF")
@@ -221,7 +243,12 @@ class MqttPublisher:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._wake:
-                idle = not (self._pending or self._inflight or self._state_dirty or self._sending)
+                idle = not (
+                    len(self.outbox)
+                    or not self._incoming.empty()
+                    or self._state_dirty
+                    or self._sending
+                )
                 self._wake.notify_all()
             if idle and self.connected:
                 return True
@@ -239,8 +266,10 @@ class MqttPublisher:
             self._wake.notify_all()
         if self._sender is not None:
             self._sender.join(timeout=2.0)
+        self._store_incoming()  # whatever is still in memory goes to disk for the next run
         self._client.disconnect()
         self._client.loop_stop()
+        self.outbox.close()
         return drained
 
     # -- state and queue ------------------------------------------------------------------------
@@ -278,34 +307,17 @@ class MqttPublisher:
         topic = f"{s.discovery_prefix}/binary_sensor/{s.device_id}/person/config"
         self._put_state_topic(topic, json.dumps(config, separators=(",", ":")).encode())
 
-    def _enqueue(self, msg: Message) -> None:
-        with self._wake:
-            if len(self._pending) >= self.settings.queue_size:
-                self._drop_one()
-            self._pending.append(msg)
-            self._wake.notify_all()
-
-    def _drop_one(self) -> None:
-        # Prefer dropping the oldest "update" event; a start or end is worth more.
-        for i, queued in enumerate(self._pending):
-            if b'"type":"update"' in queued.payload:
-                del self._pending[i]
-                break
-        else:
-            self._pending.popleft()
-        self.stats.dropped += 1
-        if self.stats.dropped == 1:
-            log.warning("mqtt: queue full (%d); dropping the oldest updates", len(self._pending))
-
     # -- sender thread ------------------------------------------------------------------------
     def _send_loop(self) -> None:
         while True:
+            self._store_incoming()
             with self._wake:
                 if self._stopping:
                     return
                 self._drain_acks()
-                if not self._connected.is_set():
-                    self._wake.wait(0.5)
+                if not self._connected.is_set() or not self._incoming.empty():
+                    if self._incoming.empty():
+                        self._wake.wait(0.5)
                     continue
                 batch: list[Message] = []
                 if self._resend_state:
@@ -314,10 +326,12 @@ class MqttPublisher:
                 for topic in sorted(self._state_dirty):
                     batch.append(self._state[topic])
                 self._state_dirty.clear()
-                room = 40 - len(self._inflight)
-                while self._pending and room > 0:
-                    batch.append(self._pending.popleft())
-                    room -= 1
+                room = MAX_INFLIGHT - len(self._inflight)
+                if room > 0:
+                    for entry in self.outbox.after(self._last_sent, room):
+                        batch.append(
+                            Message(entry.topic, entry.payload, False, entry.kind, entry.seq)
+                        )
                 if not batch:
                     self._wake.wait(0.5)
                     continue
@@ -328,21 +342,33 @@ class MqttPublisher:
                 with self._wake:
                     self._sending = False
 
+    def _store_incoming(self) -> None:
+        """Move new events from memory to the outbox (disk), off the frame loop."""
+        while True:
+            try:
+                msg = self._incoming.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self.outbox.put(msg.topic, msg.payload, msg.kind)
+            except sqlite3.Error as exc:  # a full or failing disk must not stop detection
+                log.error("outbox: cannot store an event (%s); it is lost", exc)
+                self.stats.dropped += 1
+
     def _send(self, batch: list[Message]) -> None:
         for i, msg in enumerate(batch):
             info = self._client.publish(msg.topic, msg.payload, qos=1, retain=msg.retain)
             if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-                with self._wake:  # paho refused it: put the rest back in order
-                    for rest in reversed(batch[i:]):
+                with self._wake:  # paho refused it: state is re-sent later, events stay stored
+                    for rest in batch[i:]:
                         if rest.kind == "state":
                             self._state_dirty.add(rest.topic)
-                        else:
-                            self._pending.appendleft(rest)
                 return
             with self._wake:
                 self.stats.published += 1
-                if msg.kind == "event":
-                    self._inflight[info.mid] = msg
+                if msg.kind != "state":
+                    self._inflight[info.mid] = msg.seq
+                    self._last_sent = max(self._last_sent, msg.seq)
 
     def _drain_acks(self) -> None:
         while True:
@@ -350,7 +376,9 @@ class MqttPublisher:
                 mid = self._acks.get_nowait()
             except queue.Empty:
                 return
-            if self._inflight.pop(mid, None) is not None:
+            seq = self._inflight.pop(mid, None)
+            if seq is not None:
+                self.outbox.ack(seq)
                 self.stats.acked += 1
 
     # -- paho callbacks (network thread): record and notify, nothing more --------------------
@@ -389,6 +417,13 @@ class MqttPublisher:
         self._connected.clear()
         if self._stopping or self.fatal:
             return
+        # Jitter paho's exponential back-off, so that devices that lost the same broker do
+        # not all come back in the same second.
+        s = self.settings
+        client.reconnect_delay_set(
+            min_delay=max(1, round(s.reconnect_min * random.uniform(0.5, 1.5))),
+            max_delay=max(1, round(s.reconnect_max * random.uniform(0.7, 1.0))),
+        )
         if not self._warned_offline:
             self._warned_offline = True
             log.warning(

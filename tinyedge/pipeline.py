@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from .errors import SourceError
-from .events import Event, EventConfig, VisitTracker
+from .events import EndReason, Event, EventConfig, VisitTracker
 from .model import PersonModel
 from .preprocess import Fit, Preprocessor
 from .sources import SourceBase, open_source
@@ -74,11 +74,36 @@ def event_config_for(
     }
     values.update({k: v for k, v in given.items() if v is not None})
     merged = {**defaults.__dict__, **values}
-    return EventConfig(**merged)  # type: ignore[arg-type]
+    return EventConfig(**merged)
+
+
+@dataclass
+class Hooks:
+    """Optional callbacks around the loop (health, watchdog, stats). Each must be quick."""
+
+    on_ready: Callable[[], None] | None = None
+    on_frame: Callable[[float], None] | None = None  # each frame's person score
+    on_tick: Callable[[], None] | None = None  # each frame, and while waiting for a camera
+    on_camera: Callable[[str], None] | None = None  # "ok" or "lost"
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """How a live source that stops delivering frames is reopened."""
+
+    first_delay: float = 0.5
+    max_delay: float = 10.0
+    give_up_after: float = 60.0  # seconds without frames, then the error ends the run
 
 
 class Pipeline:
-    """One camera's detector: a source, a warm model, a visit tracker and its sinks."""
+    """One camera's detector: a source, a warm model, a visit tracker and its sinks.
+
+    A live source that fails mid-run ends the open visit (reason ``camera_lost``), reports
+    the camera ``lost``, and is reopened with exponential back-off; if no frame arrives for
+    ``recovery.give_up_after`` seconds the :class:`SourceError` ends the run (the service
+    manager restarts the process). A source that cannot be opened at all fails at once.
+    """
 
     def __init__(
         self,
@@ -89,7 +114,8 @@ class Pipeline:
         camera: str = "cam0",
         fit: Fit = "stretch",
         sinks: list[Sink] | None = None,
-        on_frame: Callable[[float], None] | None = None,
+        hooks: Hooks | None = None,
+        recovery: Recovery | None = None,
     ) -> None:
         self.source = source
         self.model = model
@@ -102,38 +128,101 @@ class Pipeline:
         )
         self.sinks = list(sinks or [])
         self.stats = PipelineStats()
-        self.on_frame = on_frame
+        self.hooks = hooks or Hooks()
+        self.recovery = recovery or Recovery()
+        self.camera_state = "ok"
         self._stop = threading.Event()
+        self._last_frame = time.monotonic()
+        self._delay = self.recovery.first_delay
 
     def stop(self) -> None:
         """Ask the loop to end after the current frame (safe from a signal handler)."""
         self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     def events(self) -> Iterator[Event]:
         """Run the loop and yield each event as it happens; open visits end with the source."""
         started = time.perf_counter()
         last_t = 0.0
         self.source.open()
+        self._last_frame = time.monotonic()
+        self._camera("ok")
+        if self.hooks.on_ready is not None:
+            self.hooks.on_ready()
         try:
             while not self._stop.is_set():
-                frame = self.source.read()
+                try:
+                    frame = self.source.read()
+                except SourceError as exc:
+                    if not self.source.live:
+                        raise
+                    if self.camera_state == "ok":
+                        yield from self._emit(self.tracker.close(time.time(), "camera_lost"))
+                        self._camera("lost")
+                        log.warning(
+                            "%s; reopening (giving up after %.0f s without frames)",
+                            exc,
+                            self.recovery.give_up_after,
+                        )
+                    self._reopen(exc)
+                    continue
                 if frame is None:
                     break
+                if self.camera_state != "ok":
+                    log.warning("%s: camera is back", self.source.name)
+                    self._camera("ok")
+                    self._delay = self.recovery.first_delay
                 last_t = frame.t
                 score = self.model.score(self.preprocess(frame.luma))
                 self.stats.frames += 1
                 self.stats.inferences += 1
-                if self.on_frame is not None:
-                    self.on_frame(score)
+                self._last_frame = time.monotonic()
+                if self.hooks.on_frame is not None:
+                    self.hooks.on_frame(score)
+                if self.hooks.on_tick is not None:
+                    self.hooks.on_tick()
                 yield from self._emit(self.tracker.feed(score, frame.t, frame.wall))
-            reason = "shutdown" if self._stop.is_set() else "source_end"
+            reason: EndReason = "shutdown" if self._stop.is_set() else "source_end"
             yield from self._emit(self.tracker.close(last_t, reason))
-        except SourceError:
-            yield from self._emit(self.tracker.close(last_t, "camera_lost"))
-            raise
         finally:
             self.source.close()
             self.stats.seconds = time.perf_counter() - started
+
+    def _camera(self, state: str) -> None:
+        self.camera_state = state
+        if self.hooks.on_camera is not None:
+            self.hooks.on_camera(state)
+
+    def _reopen(self, cause: SourceError) -> None:
+        """Reopen a lost live source with back-off; raise once it has been gone too long.
+
+        Success here only means the source opened: the camera counts as back with its first
+        frame, and the back-off keeps growing while it opens but delivers nothing.
+        """
+        self.source.close()
+        # Measured from the last frame, so a camera that opens but never delivers still ends.
+        deadline = self._last_frame + self.recovery.give_up_after
+        problem = cause.problem
+        while not self._stop.is_set():
+            if self._stop.wait(min(self._delay, max(0.0, deadline - time.monotonic()))):
+                return
+            self._delay = min(self._delay * 2, self.recovery.max_delay)
+            if self.hooks.on_tick is not None:
+                self.hooks.on_tick()  # still alive: keeps the watchdog and stats going
+            if time.monotonic() >= deadline:
+                raise SourceError(
+                    self.source.name,
+                    f"no frames for {self.recovery.give_up_after:.0f} s (last error: {problem})",
+                )
+            try:
+                self.source.open()
+            except SourceError as exc:
+                problem = exc.problem
+                continue
+            return
 
     def _emit(self, events: list[Event]) -> Iterator[Event]:
         for event in events:
@@ -144,10 +233,12 @@ class Pipeline:
 
     def run(self) -> PipelineStats:
         """Run to the end of the source (or :meth:`stop`), sending events to the sinks."""
-        for _ in self.events():
-            pass
-        for sink in self.sinks:
-            sink.close()
+        try:
+            for _ in self.events():
+                pass
+        finally:
+            for sink in self.sinks:
+                sink.close()
         return self.stats
 
 

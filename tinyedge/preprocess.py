@@ -193,4 +193,5 @@ class Preprocessor:
 def float_reference(small: U8, spec: InputSpec) -> I8:
     """The float path the integer one replaces (tests and benchmarks only)."""
     q = np.round(small.astype(np.float32) / 255.0 / spec.scale) + spec.zero_point
-    return np.clip(q, -128, 127).astype(np.int8)
+    out: I8 = np.clip(q, -128, 127).astype(np.int8)
+    return out

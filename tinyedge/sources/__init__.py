@@ -41,7 +41,10 @@ def camera_source(index: int) -> SourceBase:
 
 
 def open_source(
-    camera: int | None = None, source: str | None = None, realtime: bool = False
+    camera: int | None = None,
+    source: str | None = None,
+    realtime: bool = False,
+    loop: bool = False,
 ) -> SourceBase:
     """The source for ``--camera N`` or ``--source FILE|URL|DIR|PIPELINE`` (exactly one)."""
     if (camera is None) == (source is None):
@@ -53,6 +56,6 @@ def open_source(
     if path.is_dir() or (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES):
         log.info("source %s: image folder", source)
         return ImageFolderSource(path, realtime=realtime)
-    src = OpenCVSource(source, realtime=realtime)
+    src = OpenCVSource(source, realtime=realtime, loop=loop)
     log.info("source %s: OpenCV %s", source, src.kind)
     return src

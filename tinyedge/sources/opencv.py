@@ -3,6 +3,7 @@ pipelines (e.g. a Jetson ``nvarguscamerasrc`` one) and video files."""
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import numpy as np
 from ..errors import SourceError
 from .base import Frame, SourceBase
 
+log = logging.getLogger(__name__)
+
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
 
@@ -20,6 +23,9 @@ def _cv2() -> Any:
         import cv2
     except ImportError as exc:
         raise SourceError("opencv", "OpenCV is not installed: pip install 'tinyedge[cv]'") from exc
+    if not log.isEnabledFor(logging.DEBUG):
+        # OpenCV's own warnings ("can't open camera by index") repeat what our error says.
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     return cv2
 
 
@@ -45,8 +51,9 @@ class OpenCVSource(SourceBase):
     wall clock.
     """
 
-    def __init__(self, target: int | str, realtime: bool = False) -> None:
+    def __init__(self, target: int | str, realtime: bool = False, loop: bool = False) -> None:
         super().__init__(realtime)
+        self.loop = loop
         self.kind = classify(target)
         if self.kind == "device" and isinstance(target, str) and target.isdigit():
             target = int(target)
@@ -79,6 +86,11 @@ class OpenCVSource(SourceBase):
         if self._cap is None:
             raise SourceError(self.name, "read() before open()")
         ok, bgr = self._cap.read()
+        if (not ok or bgr is None) and self.loop and not self.live and self._index > 0:
+            # Replay the file from the start; media time keeps counting up.
+            self._cap.release()
+            self._cap = _cv2().VideoCapture(self.target)
+            ok, bgr = self._cap.read()
         if not ok or bgr is None:
             if self.live:
                 raise SourceError(self.name, "stopped delivering frames")

@@ -1,0 +1,109 @@
+"""The command line as a user meets it: bad input is one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import CLIP, MLPERF, ROOT, run_cli
+
+MODELS = ROOT / "tests" / "fixtures" / "models"
+
+
+def one_line_error(res, code: int, *words: str) -> None:
+    assert res.returncode == code, (res.returncode, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("tinyedge: error: ")
+    assert "Traceback" not in res.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    ("model", "words"),
+    [
+        ("/nonexistent/model.tflite", ["file not found"]),
+        (str(ROOT / "README.md"), ["not a TFLite"]),
+        (str(MODELS / "float_classifier.tflite"), ["input is float32"]),
+        (str(MODELS / "int8_vector_input.tflite"), ["input shape"]),
+    ],
+)
+def test_bad_models(model, words):
+    one_line_error(run_cli("detect", "--source", str(CLIP), "--model", model), 3, *words)
+
+
+def test_corrupt_model(tmp_path):
+    bad = tmp_path / "cut.tflite"
+    bad.write_bytes(MLPERF.read_bytes()[:4000])
+    one_line_error(run_cli("detect", "--source", str(CLIP), "--model", str(bad)), 3, "cannot load")
+
+
+def test_missing_source():
+    res = run_cli("detect", "--source", "/nonexistent/clip.mp4", "--model", str(MLPERF))
+    one_line_error(res, 4, "no such file")
+
+
+def test_unopenable_camera():
+    res = run_cli("detect", "--camera", "57", "--model", str(MLPERF))
+    one_line_error(res, 4, "cannot open this camera")
+
+
+def test_no_source_given():
+    one_line_error(run_cli("detect", "--model", str(MLPERF)), 2, "--camera")
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [("[mqtt]\nport = 'one'\n", "mqtt.port"), ("[event]\nx = 1\n", "event"), ("[[", "config")],
+)
+def test_malformed_config(tmp_path, text, key):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text)
+    res = run_cli("detect", "--source", str(CLIP), "--model", str(MLPERF), "--config", str(cfg))
+    one_line_error(res, 2, key)
+    one_line_error(run_cli("config", "check", "--config", str(cfg)), 2, key)
+
+
+def test_bad_env_value():
+    res = run_cli("config", "check", env={"TINYEDGE_EVENTS_ON_FRAMES": "many"})
+    one_line_error(res, 2, "TINYEDGE_EVENTS_ON_FRAMES")
+
+
+def test_password_is_not_accepted_on_the_command_line():
+    res = run_cli("detect", "--source", str(CLIP), "--password", "x")
+    assert res.returncode == 2 and "unrecognized arguments" in res.stderr
+
+
+def test_print_sink_writes_json_lines():
+    res = run_cli("detect", "--source", str(CLIP), "--model", str(MLPERF), "--print")
+    assert res.returncode == 0, res.stderr
+    events = [json.loads(line) for line in res.stdout.splitlines()]
+    assert events and events[0]["type"] == "start" and events[-1]["type"] == "end"
+    assert res.stderr == ""  # quiet by default
+
+
+def test_verbose_explains():
+    res = run_cli("detect", "--source", str(CLIP), "--model", str(MLPERF), "-v")
+    assert res.returncode == 0
+    assert "OpenCV file" in res.stderr and "fps" in res.stderr
+
+
+def test_info_masks_secrets(tmp_path):
+    pw = tmp_path / "pw"
+    pw.write_text("hunter2")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[mqtt]\nhost = 'broker'\nusername = 'u'\npassword_file = '{pw}'\n")
+    res = run_cli("info", "--config", str(cfg), "--model", str(MLPERF))
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert info["runtime"] in ("ai-edge-litert", "tflite-runtime")
+    assert info["model"]["input"] == {
+        "height": 96,
+        "width": 96,
+        "channels": 3,
+        "scale": pytest.approx(1 / 255),
+        "zero_point": -128,
+    }
+    assert info["config"]["mqtt_password"] == "***" and "hunter2" not in res.stdout
