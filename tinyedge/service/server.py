@@ -7,6 +7,7 @@ checked before uvicorn starts and ends as one line on stderr with a non-zero exi
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import socket
@@ -221,6 +222,12 @@ def serve(config: ServeConfig) -> int:
         file=sys.stderr,
         flush=True,
     )
+    if scheme == "http" and not ipaddress.ip_address(host).is_loopback:
+        log.warning(
+            "serving plain HTTP on %s: the bearer token and the photos cross the network in "
+            "clear; give --ssl-certfile/--ssl-keyfile or put a TLS proxy in front",
+            host,
+        )
     kwargs = _uvicorn_kwargs(config)
     if config.workers == 1:
         token = read_token(config.token_file)
