@@ -88,11 +88,14 @@ class Service:
 
     def make_batcher(self, name: str, detector: Detector) -> Batcher:
         c = self.config
+        # A model that loops over a batch gains nothing from waiting for one to fill: it
+        # only takes what queued while the previous batch ran.
+        wait_ms = c.batch_wait_ms if detector.batches_natively else 0.0
         return Batcher(
             name,
             detector,
             max_batch=c.max_batch,
-            wait_s=c.batch_wait_ms / 1000.0,
+            wait_s=wait_ms / 1000.0,
             queue_size=c.queue,
             metrics=self.metrics,
         )
