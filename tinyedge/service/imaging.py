@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -66,26 +66,9 @@ def decode(body: bytes, max_pixels: int, size: tuple[int, int]) -> DecodedImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(body), formats=[fmt])
+            img = _open_checked(body, fmt, max_pixels)
             width, height = img.size
-            if width <= 0 or height <= 0:
-                raise ImageRejected(400, "bad_image", "image header has zero size")
-            if width * height > max_pixels:
-                raise ImageRejected(
-                    413,
-                    "image_too_large",
-                    f"image is {width}x{height} = {width * height} pixels; limit {max_pixels}",
-                )
-            th, tw = size
-            if fmt == "JPEG":
-                img.draft("RGB", (tw, th))  # DCT scaling: never below the requested size
-            img.load()
-            if img.mode.startswith("I"):  # 16-bit grayscale PNG: keep the high byte
-                img = Image.fromarray((np.asarray(img, dtype=np.uint32) >> 8).astype(np.uint8))
-            rgb = img.convert("RGB")
-            if rgb.size != (tw, th):
-                rgb = rgb.resize((tw, th), Image.Resampling.BILINEAR)
-            pixels = np.asarray(rgb, dtype=np.uint8)
+            pixels = _rgb_at(img, size)
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -95,3 +78,33 @@ def decode(body: bytes, max_pixels: int, size: tuple[int, int]) -> DecodedImage:
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageRejected(400, "bad_image", f"{fmt} is truncated or corrupt ({exc})") from exc
     return DecodedImage(rgb=pixels, width=width, height=height, format=fmt)
+
+
+def _open_checked(body: bytes, fmt: str, max_pixels: int) -> ImageFile.ImageFile:
+    """Read only the header; refuse sizes over the limit before any pixel is decoded."""
+    img = Image.open(io.BytesIO(body), formats=[fmt])
+    width, height = img.size
+    if width <= 0 or height <= 0:
+        raise ImageRejected(400, "bad_image", "image header has zero size")
+    if width * height > max_pixels:
+        raise ImageRejected(
+            413,
+            "image_too_large",
+            f"image is {width}x{height} = {width * height} pixels; limit {max_pixels}",
+        )
+    return img
+
+
+def _rgb_at(img: ImageFile.ImageFile, size: tuple[int, int]) -> npt.NDArray[np.uint8]:
+    """Decode (JPEG at the smallest DCT scale still >= size) and stretch to (height, width)."""
+    th, tw = size
+    if img.format == "JPEG":
+        img.draft("RGB", (tw, th))
+    img.load()
+    decoded: Image.Image = img
+    if decoded.mode.startswith("I"):  # 16-bit grayscale PNG: keep the high byte
+        decoded = Image.fromarray((np.asarray(decoded, dtype=np.uint32) >> 8).astype(np.uint8))
+    rgb = decoded.convert("RGB")
+    if rgb.size != (tw, th):
+        rgb = rgb.resize((tw, th), Image.Resampling.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8)
