@@ -108,6 +108,21 @@ def test_eviction_under_concurrent_load_never_fails_a_request(
         s.stop()
 
 
+def test_model_that_breaks_after_start_is_503(tmp_path: Path, teacher: Path) -> None:
+    spare = tmp_path / "spare.tflite"
+    spare.write_bytes(teacher.read_bytes())
+    s = start_service(tmp_path, [str(teacher), f"spare={spare}"])
+    try:
+        spare.write_bytes(teacher.read_bytes()[:100_000])  # truncated under the service's feet
+        with s.client() as c:
+            r = c.post("/v1/detect?model=spare", content=PERSON_JPG.read_bytes())
+            assert r.status_code == 503 and r.json()["error"]["code"] == "model_unavailable"
+            assert c.post("/v1/detect", content=PERSON_JPG.read_bytes()).status_code == 200
+        assert "Traceback" not in s.log()
+    finally:
+        s.stop()
+
+
 def test_tls(tmp_path: Path, teacher: Path) -> None:
     s = start_service(tmp_path, [str(teacher)], tls=make_tls(tmp_path / "pki"))
     try:

@@ -25,6 +25,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from ..errors import TinyEdgeError
 from .batcher import Batcher, BatcherClosed, QueueFull
 from .cache import ModelCache, UnknownModel, WarmModel
 from .config import CONFIG_ENV, ModelSpec, ServeConfig, read_token
@@ -178,6 +179,9 @@ class Service:
         except UnknownModel:
             known = ", ".join(sorted(self.cache.specs))
             raise ApiError(404, "unknown_model", f"no model {name!r} (serving: {known})") from None
+        except TinyEdgeError as exc:  # the file changed or broke since the service started
+            log.error("cannot load model %s: %s", name, exc)
+            raise ApiError(503, "model_unavailable", f"model {name} cannot be loaded") from None
 
     def threshold(self, request: Request) -> float:
         raw = request.query_params.get("threshold")

@@ -138,6 +138,9 @@ def check_models(specs: list[ModelSpec]) -> tuple[ModelSpec, ...]:
         p = Path(spec.path)
         if not p.is_file():
             raise ModelError(spec.path, "file not found" if not p.exists() else "not a file")
+        with p.open("rb") as f:
+            if f.read(8)[4:8] != b"TFL3":
+                raise ModelError(spec.path, "not a TFLite flatbuffer (no TFL3 identifier)")
     return tuple(specs)
 
 
