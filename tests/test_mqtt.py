@@ -22,6 +22,12 @@ def topics(dev: str) -> dict[str, str]:
     }
 
 
+def detect_clip(model, device_id: str, *extra: str, env: dict[str, str] | None = None):
+    """``tinyedge detect`` on the bundled clip, as a user runs it, to completion."""
+    args = ["--source", str(CLIP), "--model", str(model), "--device-id", device_id, *extra]
+    return run_cli("detect", *args, env=env)
+
+
 def payloads(sub, topic: str) -> list[str]:
     return [m.payload.decode() for m in sub.on(topic)]
 
@@ -29,16 +35,11 @@ def payloads(sub, topic: str) -> list[str]:
 def test_clip_events_reach_a_subscriber(broker, subscribe, device_id, plain_model):
     t = topics(device_id)
     sub = subscribe(broker.port, [f"tinyedge/{device_id}/#", t["discovery"]])
-    res = run_cli(
-        "detect",
-        "--source",
-        str(CLIP),
-        "--model",
-        str(plain_model),
+    res = detect_clip(
+        plain_model,
+        device_id,
         "--mqtt",
         f"127.0.0.1:{broker.port}",
-        "--device-id",
-        device_id,
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout == ""  # with a broker and no --print, nothing on stdout
@@ -65,16 +66,11 @@ def test_clip_events_reach_a_subscriber(broker, subscribe, device_id, plain_mode
 
 def test_retained_state_for_a_late_subscriber(broker, subscribe, device_id, plain_model):
     t = topics(device_id)
-    res = run_cli(
-        "detect",
-        "--source",
-        str(CLIP),
-        "--model",
-        str(plain_model),
+    res = detect_clip(
+        plain_model,
+        device_id,
         "--mqtt",
         f"127.0.0.1:{broker.port}",
-        "--device-id",
-        device_id,
     )
     assert res.returncode == 0, res.stderr
     late = subscribe(broker.port, [t["person"], t["availability"], t["discovery"]])
@@ -171,32 +167,22 @@ def test_tls_and_password(tls_broker, subscribe, device_id, plain_model, tmp_pat
         f'[mqtt]\nhost = "localhost"\nport = {tls_broker.port}\ntls = true\n'
         f'tls_ca = "{tls_broker.ca}"\nusername = "tinyedge"\npassword_file = "{pw}"\n'
     )
-    res = run_cli(
-        "detect",
-        "--source",
-        str(CLIP),
-        "--model",
-        str(plain_model),
+    res = detect_clip(
+        plain_model,
+        device_id,
         "--config",
         str(cfg),
-        "--device-id",
-        device_id,
     )
     assert res.returncode == 0, res.stderr
     assert sub.wait_for(lambda: any('"end"' in p for p in payloads(sub, t["events"])), timeout=10)
 
 
 def test_wrong_password_is_one_line_and_nonzero(tls_broker, device_id, plain_model, tmp_path):
-    res = run_cli(
-        "detect",
-        "--source",
-        str(CLIP),
-        "--model",
-        str(plain_model),
+    res = detect_clip(
+        plain_model,
+        device_id,
         "--mqtt",
         f"localhost:{tls_broker.port}",
-        "--device-id",
-        device_id,
         env={
             "TINYEDGE_MQTT_TLS": "true",
             "TINYEDGE_MQTT_TLS_CA": str(tls_broker.ca),
@@ -210,16 +196,11 @@ def test_wrong_password_is_one_line_and_nonzero(tls_broker, device_id, plain_mod
 
 
 def test_untrusted_broker_certificate_is_one_line(tls_broker, device_id, plain_model):
-    res = run_cli(
-        "detect",
-        "--source",
-        str(CLIP),
-        "--model",
-        str(plain_model),
+    res = detect_clip(
+        plain_model,
+        device_id,
         "--mqtt",
         f"localhost:{tls_broker.port}",
-        "--device-id",
-        device_id,
         env={
             "TINYEDGE_MQTT_TLS": "true",
             "TINYEDGE_MQTT_USERNAME": "tinyedge",

@@ -1,10 +1,18 @@
-"""tinyedge: private, on-device person detection for cameras."""
+"""tinyedge: private, on-device person detection for cameras.
+
+>>> import tinyedge
+>>> for event in tinyedge.detect("examples/plaza.mp4"):
+...     print(event.type, event.id)
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 
 from .errors import ConfigError, ModelError, MqttError, SourceError, TinyEdgeError
+from .events import Event, EventConfig, VisitTracker
 from .model import ModelInfo, PersonModel, default_model_path
+from .pipeline import Hooks, Pipeline, PrintSink, detect
 from .preprocess import InputSpec, Preprocessor
+from .sources import Frame, ImageFolderSource, OpenCVSource, Picamera2Source, open_source
 
 try:
     __version__ = version("tinyedge")
@@ -13,14 +21,26 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 __all__ = [
     "ConfigError",
+    "Event",
+    "EventConfig",
+    "Frame",
+    "Hooks",
+    "ImageFolderSource",
     "InputSpec",
     "ModelError",
     "ModelInfo",
     "MqttError",
+    "OpenCVSource",
     "PersonModel",
+    "Picamera2Source",
+    "Pipeline",
     "Preprocessor",
+    "PrintSink",
     "SourceError",
     "TinyEdgeError",
+    "VisitTracker",
     "__version__",
     "default_model_path",
+    "detect",
+    "open_source",
 ]

@@ -147,6 +147,7 @@ class Pipeline:
         """Run the loop and yield each event as it happens; open visits end with the source."""
         started = time.perf_counter()
         last_t = 0.0
+        score = 0.0
         self.source.open()
         self._last_frame = time.monotonic()
         self._camera("ok")
@@ -160,7 +161,9 @@ class Pipeline:
                     if not self.source.live:
                         raise
                     if self.camera_state == "ok":
-                        yield from self._emit(self.tracker.close(time.time(), "camera_lost"))
+                        yield from self._emit(
+                            self.tracker.close(time.time(), "camera_lost", score)
+                        )
                         self._camera("lost")
                         log.warning(
                             "%s; reopening (giving up after %.0f s without frames)",
@@ -186,7 +189,7 @@ class Pipeline:
                     self.hooks.on_tick()
                 yield from self._emit(self.tracker.feed(score, frame.t, frame.wall))
             reason: EndReason = "shutdown" if self._stop.is_set() else "source_end"
-            yield from self._emit(self.tracker.close(last_t, reason))
+            yield from self._emit(self.tracker.close(last_t, reason, score))
         finally:
             self.source.close()
             self.stats.seconds = time.perf_counter() - started

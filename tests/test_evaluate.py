@@ -1,0 +1,88 @@
+"""tinyedge.evaluate: statistics helpers and a run on the committed fixture photos."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinyedge.evaluate import (
+    EvalReport,
+    bootstrap_balanced,
+    evaluate,
+    find_images,
+    format_report,
+    hanley_mcneil,
+    roc_auc,
+    wilson,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "images"
+
+
+def test_wilson_interval_known_value() -> None:
+    lo, hi = wilson(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-3)
+    assert hi == pytest.approx(0.9433, abs=1e-3)
+    assert wilson(0, 5)[0] == 0.0 and wilson(5, 5)[1] == 1.0
+    assert all(math.isnan(v) for v in wilson(0, 0))
+
+
+def test_roc_auc_handles_order_and_ties() -> None:
+    y = np.array([0, 0, 1, 1])
+    assert roc_auc(y, np.array([0.1, 0.2, 0.8, 0.9])) == 1.0
+    assert roc_auc(y, np.array([0.9, 0.8, 0.2, 0.1])) == 0.0
+    assert roc_auc(y, np.array([0.5, 0.5, 0.5, 0.5])) == 0.5
+    assert roc_auc(np.array([0, 1, 0, 1]), np.array([0.1, 0.4, 0.5, 0.8])) == 0.75
+    assert math.isnan(roc_auc(np.array([1, 1]), np.array([0.2, 0.3])))
+
+
+def test_hanley_mcneil_brackets_the_auc_and_narrows_with_n() -> None:
+    small = hanley_mcneil(0.8, 10, 10)
+    large = hanley_mcneil(0.8, 1000, 1000)
+    assert small[0] < 0.8 < small[1]
+    assert (large[1] - large[0]) < (small[1] - small[0])
+
+
+def test_bootstrap_is_seeded_and_brackets_the_estimate() -> None:
+    y = np.array([1] * 30 + [0] * 30)
+    pred = np.array([True] * 24 + [False] * 6 + [False] * 27 + [True] * 3)
+    a = bootstrap_balanced(y, pred)
+    assert a == bootstrap_balanced(y, pred)
+    assert a[0] < 0.85 < a[1]
+
+
+def test_find_images_needs_both_folders(tmp_path: Path) -> None:
+    (tmp_path / "person").mkdir()
+    with pytest.raises(FileNotFoundError):
+        find_images(tmp_path)
+
+
+def test_evaluate_on_fixture_photos() -> None:
+    report = evaluate(FIXTURES)
+    assert isinstance(report, EvalReport)
+    assert report.n_person >= 6 and report.n_no_person >= 6
+    assert report.tp + report.fn == report.n_person
+    assert report.fp + report.tn == report.n_no_person
+    assert report.threshold_source == "sidecar"
+    assert report.balanced_accuracy >= 0.75
+    assert report.auc >= 0.8
+    lo, hi = report.balanced_accuracy_ci
+    assert lo <= report.balanced_accuracy <= hi
+    assert report.auc_ci[0] <= report.auc <= report.auc_ci[1]
+    assert report.median_ms > 0
+    data = json.loads(report.to_json())
+    assert data["model_bytes"] == report.model_bytes and len(data["model_sha256"]) == 64
+    text = format_report(report)
+    assert "balanced accuracy" in text and "ROC AUC" in text
+
+
+def test_threshold_argument_changes_the_confusion_matrix() -> None:
+    everything = evaluate(FIXTURES, threshold=0.0)
+    nothing = evaluate(FIXTURES, threshold=1.01)
+    assert everything.fn == 0 and everything.tn == 0
+    assert nothing.tp == 0 and nothing.fp == 0
+    assert everything.threshold_source == "argument"

@@ -1,0 +1,82 @@
+"""The person model that ships inside the package: size, I/O contract, and that it works."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinyedge.evaluate import find_images, load_luma
+from tinyedge.model import PersonModel, default_model_path
+from tinyedge.preprocess import Preprocessor
+
+MAX_BYTES = 153_600
+FIXTURES = Path(__file__).parent / "fixtures" / "images"
+
+
+@pytest.fixture(scope="module")
+def model() -> PersonModel:
+    return PersonModel(default_model_path())
+
+
+def test_file_fits_the_byte_budget() -> None:
+    assert default_model_path().stat().st_size <= MAX_BYTES
+
+
+def test_int8_input_and_output(model: PersonModel) -> None:
+    details = model._interp.get_input_details()[0]
+    assert details["dtype"] == np.int8
+    assert model._interp.get_output_details()[0]["dtype"] == np.int8
+    shape = [int(d) for d in details["shape"]]
+    assert shape[0] == 1 and shape[3] == 1
+
+
+def test_input_quantization_is_pixel_over_255(model: PersonModel) -> None:
+    spec = model.input_spec
+    assert spec.zero_point == -128
+    assert spec.scale == pytest.approx(1 / 255, rel=1e-6)
+    assert spec.is_xor
+
+
+def test_sidecar_matches_the_file(model: PersonModel) -> None:
+    path = default_model_path()
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["name"] == "tinyedge-person"
+    assert meta["labels"] == ["no_person", "person"]
+    assert meta["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert 0.0 < meta["thresholds"]["off"] <= meta["thresholds"]["on"] < 1.0
+    assert meta["input"]["height"] == model.input_spec.height
+
+
+def _scores(model: PersonModel) -> tuple[np.ndarray, np.ndarray]:
+    pre = Preprocessor(model.input_spec)
+    labels, scores = [], []
+    for path, label in find_images(FIXTURES):
+        labels.append(label)
+        scores.append(model.score(pre(load_luma(path))))
+    return np.array(labels), np.array(scores)
+
+
+def test_fixture_images_are_there() -> None:
+    labels = [label for _, label in find_images(FIXTURES)]
+    assert labels.count(1) >= 6 and labels.count(0) >= 6
+
+
+def test_separates_real_person_and_no_person_photos(model: PersonModel) -> None:
+    labels, scores = _scores(model)
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    # every person photo outranks most no-person photos (pairwise AUC)
+    auc = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
+    assert auc >= 0.8, f"AUC {auc:.2f}: person {np.round(pos, 2)}, no_person {np.round(neg, 2)}"
+    assert np.median(pos) > np.median(neg)
+
+
+def test_scores_depend_on_the_image(model: PersonModel) -> None:
+    pre = Preprocessor(model.input_spec)
+    black = model.score(pre(np.zeros((240, 320), np.uint8)).copy())
+    _, scores = _scores(model)
+    assert len({round(float(s), 3) for s in scores}) > 3
+    assert 0.0 <= black <= 1.0
