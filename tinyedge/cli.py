@@ -141,6 +141,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="count", default=0, help="explain (-vv: debug)")
 
 
+def cmd_serve(argv: list[str]) -> int:
+    try:
+        from .service import main as serve_main
+    except ImportError as exc:
+        raise ConfigError(
+            "serve", f"the edge service needs its extra: pip install 'tinyedge[serve]' ({exc.name})"
+        ) from exc
+    return serve_main(argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tinyedge", description="Private on-device person detection."
@@ -189,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.set_defaults(func=cmd_evaluate)
 
+    sub.add_parser(
+        "serve",
+        help="run the edge inference service (tinyedge serve --help)",
+        add_help=False,
+    )
+
     p = sub.add_parser("config", help="configuration tools")
     csub = p.add_subparsers(dest="config_command", required=True)
     c = csub.add_parser("check", help="validate the configuration and exit")
@@ -198,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:  # the service parses its own flags
+        try:
+            return cmd_serve(argv[1:])
+        except TinyEdgeError as exc:
+            print(f"tinyedge: error: {exc}", file=sys.stderr)
+            return exc.exit_code
     args = build_parser().parse_args(argv)
     _setup_logging(getattr(args, "verbose", 0))
     try:

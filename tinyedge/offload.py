@@ -25,6 +25,7 @@ import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -328,3 +329,96 @@ class _Connection:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+@dataclass
+class Decision:
+    """A frame's score as the visit tracker should see it, and who decided it."""
+
+    t: float
+    wall: float
+    score: float
+    decided_by: Literal["local", "edge"] = "local"
+
+
+@dataclass
+class _Waiting:
+    decision: Decision
+    deadline: float  # monotonic; after it the local score stands
+    answered: bool = False
+
+
+class EdgeGate:
+    """Puts the edge service's answer in place of an uncertain local score, in frame order.
+
+    Every frame's decision passes through :meth:`push`. A frame the :class:`OffloadClient`
+    accepts (local score in its band, within its rate, breaker closed) waits up to
+    ``timeout_s`` for the service: an answer in time decides it (``decided_by="edge"``);
+    otherwise the local score does. Frames behind a waiting one wait with it so that the
+    tracker sees scores in order; the frame loop itself never waits (it keeps capturing and
+    scoring; only the decisions lag, by at most ``timeout_s``).
+
+    The edge's verdict is mapped onto the tracker's scale: a person counts as at least
+    ``on_threshold``, no person as below ``off_threshold``.
+    """
+
+    def __init__(
+        self,
+        client: OffloadClient,
+        on_threshold: float,
+        off_threshold: float,
+        timeout_s: float,
+    ) -> None:
+        self.client = client
+        self.on_threshold = on_threshold
+        self.off_threshold = off_threshold
+        self.timeout_s = timeout_s
+        self._queue: deque[_Waiting] = deque()
+        self.edge_decided = 0
+
+    def push(
+        self, image: npt.NDArray[np.uint8], t: float, wall: float, score: float
+    ) -> list[Decision]:
+        """Offer one frame; returns the decisions now ready, oldest first."""
+        now = time.monotonic()
+        self._collect()
+        waiting = _Waiting(Decision(t, wall, score), now + self.timeout_s)
+        waiting.answered = not self.client.submit(image, local_score=score, ts=t)
+        self._queue.append(waiting)
+        return self._release(now)
+
+    def drain(self) -> list[Decision]:
+        """Every remaining decision (waiting out the last answers): the source has ended."""
+        while self._queue and not all(w.answered for w in self._queue):
+            if time.monotonic() >= max(w.deadline for w in self._queue):
+                break
+            self._collect()
+            time.sleep(0.005)
+        self._collect()
+        out = [w.decision for w in self._queue]
+        self._queue.clear()
+        return out
+
+    def _collect(self) -> None:
+        while (result := self.client.poll()) is not None:
+            for waiting in self._queue:
+                if waiting.decision.t == result.ts and not waiting.answered:
+                    waiting.answered = True
+                    if result.ok and time.monotonic() <= waiting.deadline:
+                        waiting.decision = self._edge_decision(waiting.decision, result)
+                    break
+
+    def _edge_decision(self, local: Decision, result: OffloadResult) -> Decision:
+        edge = result.score or 0.0
+        if result.person:
+            score = max(edge, self.on_threshold)
+        else:
+            score = min(edge, max(0.0, self.off_threshold - 0.01))
+        self.edge_decided += 1
+        return Decision(local.t, local.wall, score, "edge")
+
+    def _release(self, now: float) -> list[Decision]:
+        out = []
+        while self._queue and (self._queue[0].answered or now >= self._queue[0].deadline):
+            out.append(self._queue.popleft().decision)
+        return out
