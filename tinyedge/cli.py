@@ -59,6 +59,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             over["mqtt"]["port"] = port
     if getattr(args, "print", False):
         over["output"]["print"] = True
+    if getattr(args, "no_motion", False):
+        over["motion"] = {"enabled": False}
     data: dict[str, Any] = {k: v for k, v in over.items() if v}
     if getattr(args, "device_id", None):
         data["device_id"] = args.device_id
@@ -175,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print", action="store_true", help="also write events as JSON lines to stdout")
     p.add_argument("--realtime", action="store_true", help="pace files at their own frame rate")
     p.add_argument("--loop", action="store_true", help="replay a video file forever")
+    p.add_argument("--no-motion", action="store_true", help="score every frame (no motion gating)")
     p.add_argument("--device-id", metavar="ID", help="device id in topics (default: hostname)")
     p.add_argument(
         "--state-dir",

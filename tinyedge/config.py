@@ -101,6 +101,17 @@ class OffloadConfig:
 
 
 @dataclass
+class MotionSection:
+    """Motion gating (see :mod:`tinyedge.motion`); on by default."""
+
+    enabled: bool = True
+    idle_every: int = 5
+    pixel_threshold: int = 6
+    min_cells: int = 1
+    relearn_jump: int = 24
+
+
+@dataclass
 class OutputConfig:
     print: bool = False
 
@@ -115,6 +126,7 @@ class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     offload: OffloadConfig = field(default_factory=OffloadConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    motion: MotionSection = field(default_factory=MotionSection)
     # Resolved secret, never read from the file itself or from argv.
     mqtt_password: str | None = field(default=None, repr=False)
     offload_token: str | None = field(default=None, repr=False)
@@ -135,6 +147,7 @@ SECTIONS: dict[str, type] = {
     "mqtt": MqttConfig,
     "offload": OffloadConfig,
     "output": OutputConfig,
+    "motion": MotionSection,
 }
 TOP_LEVEL = {"device_id", "state_dir"}
 
@@ -278,10 +291,20 @@ def _validate(cfg: Config) -> None:
         )
     if o.tls_ca and not Path(o.tls_ca).is_file():
         raise ConfigError("offload.tls_ca", f"no such file: {o.tls_ca}")
+    _validate_motion(cfg.motion)
     if cfg.mqtt_password is not None and m.username is None:
         raise ConfigError("mqtt.username", "a password is set but no username")
     if not cfg.device_id or any(c in cfg.device_id for c in "/+#"):
         raise ConfigError("device_id", f"must be non-empty without / + #, got {cfg.device_id!r}")
+
+
+def _validate_motion(section: MotionSection) -> None:
+    from .motion import MotionConfig
+
+    try:
+        MotionConfig(**dataclasses.asdict(section))
+    except ValueError as exc:
+        raise ConfigError("motion", str(exc)) from None
 
 
 def load_config(

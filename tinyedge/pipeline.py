@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Literal, Protocol
 from .errors import SourceError
 from .events import EndReason, Event, EventConfig, VisitTracker
 from .model import PersonModel
+from .motion import MotionConfig, MotionGate
 from .preprocess import Fit, Preprocessor
 from .sources import Frame, SourceBase, open_source
 
@@ -121,6 +122,7 @@ class Pipeline:
         recovery: Recovery | None = None,
         gate: EdgeGate | None = None,
         offload_image: Literal["model", "frame"] = "model",
+        motion: MotionConfig | None = None,
     ) -> None:
         self.source = source
         self.model = model
@@ -138,6 +140,8 @@ class Pipeline:
         self.camera_state = "ok"
         self.gate = gate
         self.offload_image = offload_image
+        motion = motion if motion is not None else MotionConfig()
+        self.motion = MotionGate(motion) if motion.enabled else None
         self._stop = threading.Event()
         self._last_frame = time.monotonic()
         self._delay = self.recovery.first_delay
@@ -185,9 +189,10 @@ class Pipeline:
                     self._camera("ok")
                     self._delay = self.recovery.first_delay
                 last_t = frame.t
-                score = self.model.score(self.preprocess(frame.luma))
+                if self._must_score(frame, score):
+                    score = self.model.score(self.preprocess(frame.luma))
+                    self.stats.inferences += 1
                 self.stats.frames += 1
-                self.stats.inferences += 1
                 self._last_frame = time.monotonic()
                 if self.hooks.on_frame is not None:
                     self.hooks.on_frame(score)
@@ -200,6 +205,15 @@ class Pipeline:
         finally:
             self.source.close()
             self.stats.seconds = time.perf_counter() - started
+
+    def _must_score(self, frame: Frame, last_score: float) -> bool:
+        """Motion gating: a frame may skip the model only when no visit is open, the last
+        score was below the off-threshold and the gate sees no change; a skipped frame is
+        fed the last (clearly empty) score."""
+        if self.motion is None:
+            return True
+        required = self.tracker.in_visit or last_score >= self.tracker.config.off_threshold
+        return self.motion.should_infer(frame.luma, required)
 
     def _decide(self, frame: Frame, score: float) -> Iterator[Event]:
         """Feed the tracker: the local score, or through the edge gate when offload is on."""

@@ -4,6 +4,7 @@ MQTT, health, watchdog and stats around it, and shuts down cleanly on SIGTERM / 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,7 @@ from .config import Config
 from .errors import ConfigError
 from .events import EventConfig
 from .model import PersonModel
+from .motion import MotionConfig
 from .mqtt import MqttPublisher, MqttSettings, MqttSink
 from .pipeline import Hooks, Pipeline, PrintSink, Recovery, Sink, event_config_for
 from .sources import open_source
@@ -101,6 +103,7 @@ def run_detector(cfg: Config) -> int:
         ),
         gate=gate,
         offload_image="frame" if cfg.offload.send == "frame" else "model",
+        motion=MotionConfig(**dataclasses.asdict(cfg.motion)),
     )
     stats = _stats_reporter(cfg, pipeline, publisher)
     pipeline.hooks = Hooks(

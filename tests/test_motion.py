@@ -1,0 +1,209 @@
+"""Motion gating: what the gate skips, what it never skips, and that it changes no events."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from tinyedge.config import load_config
+from tinyedge.errors import ConfigError
+from tinyedge.events import Event
+from tinyedge.model import PersonModel
+from tinyedge.motion import MotionConfig, MotionGate
+from tinyedge.pipeline import Pipeline
+from tinyedge.sources import open_source
+
+from .conftest import CLIP, MLPERF
+
+H, W = 480, 640
+
+
+def scene(seed: int = 0) -> np.ndarray:
+    """A textured, static 640×480 luma background."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(40, 200, (H // 16, W // 16), dtype=np.uint8)
+    return np.kron(base, np.ones((16, 16), dtype=np.uint8))
+
+
+def noisy(frame: np.ndarray, rng: np.random.Generator, amp: int = 3) -> np.ndarray:
+    noise = rng.integers(-amp, amp + 1, frame.shape)
+    return np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+
+
+def decisions(gate: MotionGate, frames: list[np.ndarray]) -> list[bool]:
+    return [gate.should_infer(f) for f in frames]
+
+
+def test_still_scene_is_gated_but_scored_every_idle_every_frames():
+    rng = np.random.default_rng(1)
+    bg = scene()
+    gate = MotionGate(MotionConfig(idle_every=5))
+    got = decisions(gate, [noisy(bg, rng) for _ in range(41)])
+    assert got[0] is True  # the first frame teaches the gate and is scored
+    runs = [i for i, d in enumerate(got) if d]
+    assert runs == list(range(0, 41, 5))
+    assert gate.stats.skipped == 41 - len(runs)
+
+
+def test_moving_person_is_scored_every_frame():
+    rng = np.random.default_rng(2)
+    bg = scene()
+    gate = MotionGate(MotionConfig(idle_every=1000))
+    gate.should_infer(bg)
+    frames = []
+    for i in range(30):
+        f = noisy(bg, rng)
+        x = 100 + 8 * i
+        f[200:320, x : x + 40] = 15  # a dark figure walking across
+        frames.append(f)
+    assert all(decisions(gate, frames))
+
+
+def test_slow_approach_is_never_gated_out():
+    """A figure growing by one pixel every few frames (walking straight at the camera):
+    the running background absorbs it, the keyframe comparison must not."""
+    rng = np.random.default_rng(3)
+    bg = scene()
+    cfg = MotionConfig(idle_every=10_000)  # only motion and drift may trigger the model
+    gate = MotionGate(cfg)
+    gate.should_infer(bg)
+    scored_at: list[int] = []
+    for i in range(600):
+        f = noisy(bg, rng)
+        half = 4 + i // 6  # grows 1 px each side every 6 frames
+        f[H // 2 - 2 * half : H // 2 + 2 * half, W // 2 - half : W // 2 + half] = 10
+        if gate.should_infer(f):
+            scored_at.append(i)
+    assert len(scored_at) >= 10
+    gaps = np.diff([0, *scored_at])
+    # Between two model runs the figure never grows by more than a few pixels.
+    assert gaps.max() <= 6 * 8
+
+
+def test_slow_fade_in_is_caught_by_the_keyframe():
+    """A region darkening by one grey level every 4 frames: the running background follows
+    it closely enough never to call it motion; the keyframe (what the model last saw) does."""
+    rng = np.random.default_rng(7)
+    bg = scene()
+    gate = MotionGate(MotionConfig(idle_every=10_000))
+    gate.should_infer(bg)
+    scored_at: list[int] = []
+    for i in range(400):
+        f = bg.copy()
+        region = f[160:320, 280:360]
+        np.subtract(region, np.minimum(region, i // 4), out=region)
+        if gate.should_infer(noisy(f, rng, amp=1)):
+            scored_at.append(i)
+    assert len(scored_at) >= 5
+    assert np.diff([0, *scored_at]).max() <= 4 * 10
+
+
+def test_lighting_jump_relearns_and_then_gates_again():
+    rng = np.random.default_rng(4)
+    bg = scene()
+    gate = MotionGate(MotionConfig(idle_every=1000))
+    decisions(gate, [noisy(bg, rng) for _ in range(5)])
+    bright = np.clip(bg.astype(np.int16) + 60, 0, 255).astype(np.uint8)
+    assert gate.should_infer(noisy(bright, rng)) is True
+    assert gate.stats.relearned == 1
+    after = decisions(gate, [noisy(bright, rng) for _ in range(20)])
+    assert not any(after)
+
+
+def test_small_global_drift_is_not_motion():
+    rng = np.random.default_rng(5)
+    bg = scene()
+    gate = MotionGate(MotionConfig(idle_every=1000))
+    gate.should_infer(bg)
+    drift = [
+        noisy(np.clip(bg.astype(np.int16) + i // 4, 0, 255).astype(np.uint8), rng)
+        for i in range(40)
+    ]
+    assert sum(decisions(gate, drift)) == 0
+    assert gate.stats.relearned == 0
+
+
+def test_required_frames_are_always_scored():
+    bg = scene()
+    gate = MotionGate(MotionConfig(idle_every=1000))
+    gate.should_infer(bg)
+    assert all(gate.should_infer(bg, required=True) for _ in range(10))
+    assert gate.should_infer(bg) is False
+
+
+@pytest.mark.parametrize("shape", [(480, 640), (1080, 1920), (240, 320), (100, 75)])
+def test_steady_state_makes_no_arrays(shape):
+    rng = np.random.default_rng(6)
+    frames = [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(4)]
+    gate = MotionGate()
+    decisions(gate, frames)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(200):
+            gate.should_infer(frames[i % 4], required=bool(i % 3))
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    # One int32 thumbnail is 3072 bytes; no temporary of that size may appear.
+    assert peak < 24 * 32 * 4
+
+
+def test_config_rejects_nonsense():
+    with pytest.raises(ValueError):
+        MotionConfig(idle_every=0)
+    with pytest.raises(ConfigError, match="motion"):
+        load_config(env={}, overrides={"motion": {"min_cells": 0}})
+    cfg = load_config(env={"TINYEDGE_MOTION_ENABLED": "false", "TINYEDGE_MOTION_IDLE_EVERY": "9"})
+    assert cfg.motion.enabled is False
+    assert cfg.motion.idle_every == 9
+
+
+def _events(model: PersonModel, motion: MotionConfig) -> tuple[list[tuple[object, ...]], Pipeline]:
+    pipe = Pipeline(open_source(source=str(CLIP)), model, motion=motion)
+    out = []
+    for e in pipe.events():
+        out.append(_key(e))
+    return out, pipe
+
+
+def _key(e: Event) -> tuple[object, ...]:
+    return (e.type, e.seq, round(e.epoch - e.started_epoch, 3), round(e.score, 4), e.reason)
+
+
+@pytest.mark.parametrize("model_path", [None, MLPERF], ids=["shipped", "mlperf"])
+def test_gating_changes_no_event_on_the_clip(model_path):
+    model = PersonModel(model_path)
+    off, plain = _events(model, MotionConfig(enabled=False))
+    on, gated = _events(model, MotionConfig())
+    assert plain.stats.inferences == plain.stats.frames == 300
+    assert on == off
+    assert [k[0] for k in on].count("start") >= 1
+    if model_path == MLPERF:  # this model calls the empty plaza empty, so frames are skipped
+        assert gated.stats.inferences < gated.stats.frames
+
+
+def test_gating_is_on_by_default(plain_model):
+    pipe = Pipeline(open_source(source=str(CLIP)), PersonModel(plain_model))
+    assert pipe.motion is not None
+    for _ in pipe.events():
+        pass
+    assert pipe.stats.inferences < pipe.stats.frames
+
+
+def test_pipeline_never_gates_an_open_visit_or_an_uncertain_score(plain_model):
+    from tinyedge.sources import Frame
+
+    pipe = Pipeline(open_source(source=str(CLIP)), PersonModel(plain_model))
+    off = pipe.tracker.config.off_threshold
+    still = Frame(luma=scene(), t=0.0, wall=0.0, index=0)
+    assert pipe._must_score(still, 0.0)  # first frame
+    assert not all(pipe._must_score(still, 0.0) for _ in range(10))
+    assert all(pipe._must_score(still, off) for _ in range(10))
+    for i in range(pipe.tracker.config.window):
+        pipe.tracker.feed(0.99, i * 0.1)
+    assert pipe.tracker.in_visit
+    assert all(pipe._must_score(still, 0.0) for _ in range(10))

@@ -1,0 +1,189 @@
+"""Motion gating: skip inference on frames where nothing has changed.
+
+Each frame is area-averaged (integer) to a tiny thumbnail, 32×24 by default, and compared
+with two references kept in fixed point (value × 256, int32):
+
+* a **running background**, an integer exponential average of the thumbnails
+  (``bg += (thumb - bg) >> shift``), which catches anything that moves quickly;
+* the **keyframe**, the thumbnail of the last frame the model actually saw. Slow change
+  (a person walking straight at the camera grows a little per frame, and the running
+  background absorbs it) accumulates against the keyframe until it crosses the threshold,
+  so it cannot be gated out however slowly it happens.
+
+Both comparisons first remove the mean difference (auto-exposure drift and small global
+brightness changes are not motion); a mean difference beyond ``relearn_jump`` grey levels
+(lights switched on, the camera's exposure jumped) re-learns the background from the
+current frame and runs the model.
+
+:meth:`MotionGate.should_infer` says whether the model must run on this frame. The caller
+runs the model whenever a visit is open or the last score was at or above the visit's
+on-threshold (then the gate is not asked), so gating only ever skips frames of a scene
+the model has just called empty; and it runs the model at least every ``idle_every``
+frames, so a person standing perfectly still is scored regularly.
+
+Steady state allocates no arrays: every buffer is made once per frame size and reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+_Q = 8  # fixed-point fraction bits of the references
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """How the gate decides. Defaults suit 5-30 fps cameras at 320×240 to 1920×1080."""
+
+    enabled: bool = True
+    width: int = 32
+    height: int = 24
+    idle_every: int = 5  # run the model at least once every this many frames
+    pixel_threshold: int = 6  # grey levels a thumbnail cell must change by to count
+    min_cells: int = 1  # cells that must change for "motion"
+    background_shift: int = 4  # background learns 1/16 of the difference per frame
+    relearn_jump: int = 24  # mean change (grey levels) treated as a lighting jump
+
+    def __post_init__(self) -> None:
+        if self.width < 4 or self.height < 4:
+            raise ValueError("motion thumbnail must be at least 4×4")
+        if self.idle_every < 1:
+            raise ValueError("motion idle_every must be 1 or more")
+        if not 1 <= self.pixel_threshold <= 255:
+            raise ValueError("motion pixel_threshold must be 1-255")
+        if not 1 <= self.min_cells <= self.width * self.height:
+            raise ValueError("motion min_cells must be between 1 and the thumbnail's cells")
+        if not 0 <= self.background_shift <= 12:
+            raise ValueError("motion background_shift must be 0-12")
+        if not 1 <= self.relearn_jump <= 255:
+            raise ValueError("motion relearn_jump must be 1-255")
+
+
+@dataclass(frozen=True)
+class GateStats:
+    """What the gate did so far."""
+
+    frames: int
+    inferred: int
+    skipped: int
+    relearned: int
+
+
+class MotionGate:
+    """Decides per frame whether the model must run. Not thread-safe; one per camera."""
+
+    def __init__(self, config: MotionConfig | None = None) -> None:
+        self.config = config or MotionConfig()
+        c = self.config
+        shape = (c.height, c.width)
+        self._acc = np.zeros(shape, dtype=np.uint16)
+        self._grid = np.zeros((1, 1, *shape), dtype=np.uint16)
+        self._frame_shape: tuple[int, ...] | None = None
+        self._samples = 1
+        self._cur = np.zeros(shape, dtype=np.int32)
+        self._bg = np.zeros(shape, dtype=np.int32)
+        self._key = np.zeros(shape, dtype=np.int32)
+        self._diff = np.zeros(shape, dtype=np.int32)
+        self._step = np.zeros(shape, dtype=np.int32)
+        self._mask = np.zeros(shape, dtype=np.bool_)
+        self._cells = c.width * c.height
+        self._threshold = c.pixel_threshold << _Q
+        self._jump = c.relearn_jump << _Q
+        self._primed = False
+        self._since = 0
+        self.frames = 0
+        self.inferred = 0
+        self.relearned = 0
+
+    @property
+    def stats(self) -> GateStats:
+        return GateStats(self.frames, self.inferred, self.frames - self.inferred, self.relearned)
+
+    def reset(self) -> None:
+        """Forget the scene (e.g. after the camera was reopened); the next frame is inferred."""
+        self._primed = False
+
+    def should_infer(self, luma: npt.NDArray[np.uint8], required: bool = False) -> bool:
+        """Update the references with this frame; True when the model must score it.
+
+        ``required``: the caller runs the model anyway (a visit is open, or the last score
+        was not clearly empty); the gate still learns from the frame.
+        """
+        self.frames += 1
+        self._thumbnail(luma)
+        if not self._primed:
+            self._relearn()
+            return self._infer()
+        moving = self._changed(self._bg)
+        if moving is None:  # a lighting jump: start the background again from this frame
+            self.relearned += 1
+            self._relearn()
+            return self._infer()
+        # Background learns from every frame; the keyframe only when the model runs.
+        np.subtract(self._cur, self._bg, out=self._step)
+        np.right_shift(self._step, self.config.background_shift, out=self._step)
+        np.add(self._bg, self._step, out=self._bg)
+        drifted = self._changed(self._key)
+        due = self._since + 1 >= self.config.idle_every
+        if required or moving or drifted is None or drifted or due:
+            return self._infer()
+        self._since += 1
+        return False
+
+    def _thumbnail(self, luma: npt.NDArray[np.uint8]) -> None:
+        """self._cur = the frame's thumbnail × 256: each cell is the integer mean of a grid
+        of about 4×4 to 7×7 pixels spread evenly over the cell's area (sampling keeps this
+        at a few tens of µs even for 1080p; noise still averages out)."""
+        if luma.ndim != 2 or luma.dtype != np.uint8:
+            raise ValueError(f"expected a 2-D uint8 luma frame, got {luma.dtype} {luma.shape}")
+        h, w = self.config.height, self.config.width
+        if self._frame_shape != luma.shape:
+            self._plan(luma.shape)
+        by, bx, sy, sx = self._blocks
+        # The sampled pixels, gathered sample-major so the sum runs over whole thumbnails.
+        view = luma[: h * by, : w * bx].reshape(h, by, w, bx)[:, ::sy, :, ::sx]
+        np.copyto(self._grid, view.transpose(1, 3, 0, 2))
+        np.add.reduce(self._stack, axis=0, out=self._acc)
+        np.copyto(self._cur, self._acc)
+        np.left_shift(self._cur, _Q, out=self._cur)
+        np.floor_divide(self._cur, self._samples, out=self._cur)
+
+    def _plan(self, shape: tuple[int, ...]) -> None:
+        h, w = self.config.height, self.config.width
+        if shape[0] < h or shape[1] < w:
+            raise ValueError(f"frame {shape[1]}×{shape[0]} is smaller than the motion thumbnail")
+        by, bx = shape[0] // h, shape[1] // w
+        sy, sx = max(1, by // 4), max(1, bx // 4)
+        self._blocks = (by, bx, sy, sx)
+        ny, nx = len(range(0, by, sy)), len(range(0, bx, sx))
+        self._samples = ny * nx  # at most 7 × 7, so the uint16 sums cannot overflow
+        self._grid = np.zeros((ny, nx, h, w), dtype=np.uint16)
+        self._stack = self._grid.reshape(ny * nx, h, w)
+        self._frame_shape = shape
+        self._primed = False
+
+    def _changed(self, ref: npt.NDArray[np.int32]) -> bool | None:
+        """Whether enough cells differ from ``ref`` beyond the global shift; None on a jump."""
+        diff = self._diff
+        np.subtract(self._cur, ref, out=diff)
+        # int32 is enough (|diff| < 2**16 per cell) and avoids a buffered cast to int64.
+        mean = int(diff.sum(dtype=np.int32)) // self._cells
+        if abs(mean) > self._jump:
+            return None
+        np.subtract(diff, mean, out=diff)
+        np.abs(diff, out=diff)
+        np.greater(diff, self._threshold, out=self._mask)
+        return int(np.count_nonzero(self._mask)) >= self.config.min_cells
+
+    def _relearn(self) -> None:
+        np.copyto(self._bg, self._cur)
+        self._primed = True
+
+    def _infer(self) -> bool:
+        np.copyto(self._key, self._cur)
+        self._since = 0
+        self.inferred += 1
+        return True
