@@ -7,6 +7,7 @@ stderr with a non-zero exit code; anything else is a bug and keeps its traceback
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -129,6 +130,36 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .bench import BenchOptions, render_markdown, render_text, run
+
+    given: dict[str, Any] = {
+        k: Path(v).expanduser()
+        for k, v in (
+            ("model", args.model),
+            ("variants", args.variants),
+            ("peers", args.peers),
+            ("edge_model", args.edge_model),
+            ("clip", args.clip),
+        )
+        if v
+    }
+    for key, path in given.items():
+        if key in ("model", "clip") and not path.is_file():
+            raise ConfigError(f"--{key}", f"no such file: {path}")
+    command = shlex.join(["tinyedge", "bench", *sys.argv[2:]]) if len(sys.argv) > 1 else ""
+    opts = BenchOptions(quick=args.quick, command=command or "tinyedge bench")
+    opts = dataclasses.replace(opts, **given)
+    report = run(opts)
+    if args.json:
+        print(report.to_json())
+    else:
+        print(render_markdown(report) if args.markdown else render_text(report))
+    return 0
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     cfg = _load(args)
     print(f"config OK ({cfg.path or 'defaults and environment'})")
@@ -201,6 +232,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("bench", help="benchmark tinyedge on this machine (four tables)")
+    p.add_argument("--model", metavar="PATH", help="int8 model to bench (default: the shipped one)")
+    p.add_argument(
+        "--variants",
+        metavar="DIR",
+        help="where person_fp32/int16x8.tflite are (default ~/.cache/tinyedge/models)",
+    )
+    p.add_argument("--peers", metavar="DIR", help="peer models (default ../shared/peers)")
+    p.add_argument("--edge-model", metavar="PATH", help="the edge service's model")
+    p.add_argument("--clip", metavar="FILE", help="video for the end-to-end runs")
+    p.add_argument("--quick", action="store_true", help="a fast smoke run (fewer iterations)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="machine-readable output")
+    out.add_argument("--markdown", action="store_true", help="Markdown tables")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.set_defaults(func=cmd_bench)
 
     sub.add_parser(
         "serve",

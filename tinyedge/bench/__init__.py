@@ -1,0 +1,104 @@
+"""``tinyedge bench``: how fast tinyedge is on the machine it runs on.
+
+Four tables: (1) the seed model's variants (size, load, inference), (2) preprocessing
+routes, (3) peer detectors on the same frames, (4) end to end on the bundled clip (replay
+speed, motion gating, CPU / RSS / event latency when paced like a camera). Anything whose
+package or file is missing is skipped with a note saying so. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..model import PersonModel, default_model_path, interpreter_backend
+from .report import Report, Table, render_markdown, render_text
+
+__all__ = ["BenchOptions", "render_markdown", "render_text", "run"]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    model: Path | None = None  # the int8 model under test (default: the shipped one)
+    variants: Path = Path.home() / ".cache" / "tinyedge" / "models"
+    peers: Path = ROOT.parent / "shared" / "peers"
+    edge_model: Path | None = None
+    clip: Path = ROOT / "examples" / "plaza.mp4"
+    quick: bool = False
+    sections: tuple[str, ...] = ("seed", "preprocess", "peers", "e2e")
+    command: str = "tinyedge bench"
+
+    @property
+    def iterations(self) -> int:
+        return 100 if self.quick else 500
+
+    @property
+    def paced_seconds(self) -> float:
+        return 2.5 if self.quick else 15.0
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    backend, _ = interpreter_backend()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "arch": platform.machine(),
+        "python": platform.python_version(),
+        "runtime": backend,
+        "numpy": np.__version__,
+    }
+
+
+def default_edge_model() -> Path:
+    shipped = default_model_path().parent / "centernet.tflite"
+    return shipped if shipped.is_file() else Path("/work/cache/teacher/centernet.tflite")
+
+
+def run(opts: BenchOptions) -> Report:
+    from . import e2e, frames, models
+
+    ours = opts.model or default_model_path()
+    model = PersonModel(ours)
+    tables: list[Table] = []
+    if "seed" in opts.sections:
+        tables.append(models.seed_table(ours, opts.variants, opts.iterations))
+    if "preprocess" in opts.sections:
+        tables.append(frames.preprocess_table(model.input_spec, opts.iterations))
+    if "peers" in opts.sections:
+        clip_frames, _ = e2e.decode_clip(opts.clip)
+        step = max(1, len(clip_frames) // 30)
+        sample = clip_frames[::step][:30]
+        tables.append(
+            models.peers_table(
+                ours,
+                opts.peers,
+                opts.edge_model or default_edge_model(),
+                sample,
+                opts.iterations,
+                5 if opts.quick else 30,
+            )
+        )
+    if "e2e" in opts.sections:
+        runs: list[tuple[str, Path | None]] = [(model.info.name, ours)]
+        mlperf = opts.peers / "mlperf_tiny_vww_96_int8.tflite"
+        if mlperf.is_file() and mlperf != ours:
+            runs.append(("MLPerf VWW", mlperf))
+        table, gating = e2e.replay_table(opts.clip, runs, 1 if opts.quick else 3)
+        tables += [table, e2e.gating_table(gating)]
+        tables.append(e2e.paced_table(opts.clip, ours, opts.paced_seconds))
+    return Report(machine(), opts.command, tuple(tables))
