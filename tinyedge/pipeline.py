@@ -161,9 +161,7 @@ class Pipeline:
                     if not self.source.live:
                         raise
                     if self.camera_state == "ok":
-                        yield from self._emit(
-                            self.tracker.close(time.time(), "camera_lost", score)
-                        )
+                        yield from self._emit(self.tracker.close(time.time(), "camera_lost", score))
                         self._camera("lost")
                         log.warning(
                             "%s; reopening (giving up after %.0f s without frames)",
