@@ -39,6 +39,7 @@ TEACHER_CANDIDATES = (
     ROOT / "tinyedge" / "models" / "centernet.tflite",
     Path("/work/cache/teacher/centernet.tflite"),
 )
+DEVICE = ROOT / "tinyedge" / "models" / "person_int8.tflite"
 VWW = ROOT.parent / "shared" / "peers" / "mlperf_tiny_vww_96_int8.tflite"
 
 
@@ -271,8 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.skip_detectors:
         return 0
     models = [("centernet", "centernet", model)]
-    if VWW.is_file():
-        models.append(("vww-96-int8", "classifier", VWW))
+    for name, path in (("device-128", DEVICE), ("vww-96-int8", VWW)):
+        if path.is_file():
+            models.append((name, "classifier", path))
     print(f"\ndetectors alone, batch of {a.max_batch}, {os.cpu_count()} interpreter threads")
     for line in detector_table(models, a.max_batch, rounds=5):
         print(line)

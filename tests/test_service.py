@@ -14,10 +14,10 @@ import pytest
 from PIL import Image
 
 from .service_fixtures import (
+    DEVICE_MODEL,
     NO_PERSON,
     PERSON_JPG,
     PERSON_PNG,
-    VWW,
     Served,
     start_service,
     teacher_model,
@@ -33,7 +33,7 @@ def teacher() -> Path:
 def service(tmp_path_factory: pytest.TempPathFactory, teacher: Path) -> Iterator[Served]:
     """The service as deployed by default: batching on, the teacher as the default model."""
     workdir = tmp_path_factory.mktemp("serve")
-    models = [f"centernet={teacher}", f"vww=classifier:{VWW}"]
+    models = [f"centernet={teacher}", f"device=classifier:{DEVICE_MODEL}"]
     s = start_service(workdir, models, "--max-batch", "8", "--batch-wait-ms", "5")
     yield s
     s.stop()
@@ -86,8 +86,8 @@ def test_photo_without_people(service: Served, photo: Path) -> None:
 
 
 def test_model_chosen_per_request(service: Served) -> None:
-    body = _detect(service, PERSON_JPG.read_bytes(), "?model=vww").json()
-    assert body["model"]["name"] == "vww" and body["model"]["type"] == "classifier"
+    body = _detect(service, PERSON_JPG.read_bytes(), "?model=device").json()
+    assert body["model"]["name"] == "device" and body["model"]["type"] == "classifier"
     _error(_detect(service, PERSON_JPG.read_bytes(), "?model=nope"), 404, "unknown_model")
     _error(_detect(service, PERSON_JPG.read_bytes(), "?threshold=2"), 400, "bad_request")
 

@@ -13,7 +13,7 @@ import pytest
 from tinyedge.service import main
 from tinyedge.service.config import TOKEN_ENV
 
-from .service_fixtures import PERSON_JPG, VWW, make_tls, start_service, teacher_model
+from .service_fixtures import DEVICE_MODEL, PERSON_JPG, make_tls, start_service, teacher_model
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_overfilled_queue_answers_503_then_recovers(tmp_path: Path, teacher: Pat
 
 def test_model_cache_evicts_least_recently_used(tmp_path: Path, teacher: Path) -> None:
     # Each teacher costs ~60 MB: two of them do not fit in 100 MB beside the pinned default.
-    models = [f"small=classifier:{VWW}", f"big1={teacher}", f"big2={teacher}"]
+    models = [f"small=classifier:{DEVICE_MODEL}", f"big1={teacher}", f"big2={teacher}"]
     s = start_service(tmp_path, models, "--cache-mb", "100")
     try:
         photo = PERSON_JPG.read_bytes()
@@ -84,7 +84,7 @@ def test_model_cache_evicts_least_recently_used(tmp_path: Path, teacher: Path) -
 def test_eviction_under_concurrent_load_never_fails_a_request(
     tmp_path: Path, teacher: Path
 ) -> None:
-    models = [f"small=classifier:{VWW}", f"big1={teacher}", f"big2={teacher}"]
+    models = [f"small=classifier:{DEVICE_MODEL}", f"big1={teacher}", f"big2={teacher}"]
     s = start_service(tmp_path, models, "--cache-mb", "100")
     try:
         photo = PERSON_JPG.read_bytes()
@@ -183,7 +183,7 @@ def test_startup_errors(
     junk = tmp_path / "junk.tflite"
     junk.write_text("not a model")
     _fails(capsys, [*tok, "--model", str(junk)], 3, "not a TFLite flatbuffer")
-    _fails(capsys, [*tok, "--model", str(VWW)], 3, "is not 1xKx6")
+    _fails(capsys, [*tok, "--model", str(DEVICE_MODEL)], 3, "NAME=centernet|classifier:PATH")
     _fails(capsys, [*tok, "--model", str(teacher), "--max-body", "lots"], 2, "--max-body")
     _fails(capsys, [*tok, "--model", str(teacher), "--frobnicate"], 2, "unrecognized")
     _fails(capsys, [*tok, "--model", f"a={teacher}", "--model", f"a={teacher}"], 2, "two models")

@@ -15,7 +15,7 @@ from tinyedge.service.detectors import Box, _nms
 from tinyedge.service.imaging import ImageRejected, decode
 from tinyedge.service.metrics import Counter, Histogram
 
-from .service_fixtures import PERSON_JPG, VWW
+from .service_fixtures import DEVICE_MODEL, PERSON_JPG
 
 SIZE = (512, 512)
 
@@ -100,7 +100,7 @@ def test_model_flag_forms(tmp_path: Path) -> None:
     assert spec.detector == "classifier" and spec.min_score == 0.2
     with pytest.raises(ConfigError):
         parse_model("bad name=/m/x.tflite")
-    assert parse_model(f"vww=classifier:{VWW}").detector == "classifier"
+    assert parse_model(f"device=classifier:{DEVICE_MODEL}").detector == "classifier"
 
 
 def test_sizes() -> None:

@@ -253,12 +253,9 @@ class CenterNetDetector:
     def __init__(self, path: Path, options: DetectorOptions) -> None:
         self._runner = TfliteRunner(path, options.threads, options.batch_mode)
         self._opts = options
-        shape = self._runner.input_shape
-        if shape[3] != 3:
-            raise ModelError(str(path), f"input shape {list(shape)} is not 1xHxWx3 RGB")
-        out = self._runner.output_shape
-        if len(out) != 3 or out[0] != 1 or out[2] != 6:
-            problem = f"output shape {list(out)} is not 1xKx6 (CenterNet)"
+        shape, out = self._runner.input_shape, self._runner.output_shape
+        if shape[3] != 3 or len(out) != 3 or out[0] != 1 or out[2] != 6:
+            problem = f"shapes {list(shape)} -> {list(out)} are not CenterNet's 1xHxWx3 -> 1xKx6"
             kinds = "|".join(sorted(DETECTORS))
             raise ModelError(str(path), f"{problem}; for another kind use NAME={kinds}:PATH")
         self.input_size = (shape[1], shape[2])

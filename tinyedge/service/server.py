@@ -13,6 +13,8 @@ import os
 import socket
 import sys
 import time
+from importlib import resources
+from pathlib import Path
 from typing import Any, NoReturn
 
 from ..errors import ConfigError, TinyEdgeError
@@ -46,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="[NAME=][TYPE:]PATH",
-        help="a TFLite detector to serve (repeatable; the first is the default)",
+        help="a TFLite detector to serve (repeatable; the first is the default; "
+        "without one: the CenterNet shipped in tinyedge/models)",
     )
     a("--token-file", metavar="FILE", help=f"file holding the bearer token (else ${TOKEN_ENV})")
     a(
@@ -129,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def default_edge_model() -> Path:
+    """The CenterNet person detector shipped beside the device model."""
+    return Path(str(resources.files("tinyedge") / "models" / "centernet.tflite"))
+
+
 def parse_config(argv: list[str] | None) -> ServeConfig:
     ns = build_parser().parse_args(argv)
     for flag, value, low in (
@@ -146,7 +154,7 @@ def parse_config(argv: list[str] | None) -> ServeConfig:
         raise ConfigError("--batch-wait-ms/--cache-mb", "must be positive")
     if not 0.0 <= ns.threshold <= 1.0:
         raise ConfigError("--threshold", "must be in [0, 1]")
-    models = check_models([parse_model(m) for m in ns.model])
+    models = check_models([parse_model(m) for m in (ns.model or [str(default_edge_model())])])
     check_tls(ns.ssl_certfile, ns.ssl_keyfile)
     config = ServeConfig(
         models=models,
