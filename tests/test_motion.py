@@ -130,6 +130,7 @@ def test_required_frames_are_always_scored():
     gate = MotionGate(MotionConfig(idle_every=1000))
     gate.should_infer(bg)
     assert all(gate.should_infer(bg, required=True) for _ in range(10))
+    assert gate.should_infer(bg) is True  # the scene is learnt again after required frames
     assert gate.should_infer(bg) is False
 
 

@@ -15,11 +15,12 @@ brightness changes are not motion); a mean difference beyond ``relearn_jump`` gr
 (lights switched on, the camera's exposure jumped) re-learns the background from the
 current frame and runs the model.
 
-:meth:`MotionGate.should_infer` says whether the model must run on this frame. The caller
-runs the model whenever a visit is open or the last score was at or above the visit's
-on-threshold (then the gate is not asked), so gating only ever skips frames of a scene
-the model has just called empty; and it runs the model at least every ``idle_every``
-frames, so a person standing perfectly still is scored regularly.
+:meth:`MotionGate.should_infer` says whether the model must run on this frame. The
+pipeline marks a frame ``required`` whenever a visit is open or the last score was at or
+above the off-threshold (the gate then does no work and re-learns the scene afterwards),
+so gating only ever skips frames of a scene the model has just called clearly empty; and
+the model runs at least every ``idle_every`` frames, so a person standing perfectly still
+is scored regularly.
 
 Steady state allocates no arrays: every buffer is made once per frame size and reused.
 """
@@ -110,9 +111,14 @@ class MotionGate:
         """Update the references with this frame; True when the model must score it.
 
         ``required``: the caller runs the model anyway (a visit is open, or the last score
-        was not clearly empty); the gate still learns from the frame.
+        was not clearly empty). The gate then costs nothing: it forgets the scene and
+        re-learns it from the next frame that is not required (which it also scores).
         """
         self.frames += 1
+        if required:
+            self._primed = False
+            self.inferred += 1
+            return True
         self._thumbnail(luma)
         if not self._primed:
             self._relearn()
@@ -128,7 +134,7 @@ class MotionGate:
         np.add(self._bg, self._step, out=self._bg)
         drifted = self._changed(self._key)
         due = self._since + 1 >= self.config.idle_every
-        if required or moving or drifted is None or drifted or due:
+        if moving or drifted is None or drifted or due:
             return self._infer()
         self._since += 1
         return False

@@ -54,7 +54,12 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     backend, _ = interpreter_backend()
+    try:
+        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        load = "?"
     return {
+        "load": load,
         "cpu": cpu,
         "cores": os.cpu_count(),
         "arch": platform.machine(),
@@ -98,7 +103,7 @@ def run(opts: BenchOptions) -> Report:
         mlperf = opts.peers / "mlperf_tiny_vww_96_int8.tflite"
         if mlperf.is_file() and mlperf != ours:
             runs.append(("MLPerf VWW", mlperf))
-        table, gating = e2e.replay_table(opts.clip, runs, 1 if opts.quick else 3)
+        table, gating = e2e.replay_table(opts.clip, runs, 1 if opts.quick else 7)
         tables += [table, e2e.gating_table(gating)]
         tables.append(e2e.paced_table(opts.clip, ours, opts.paced_seconds))
     return Report(machine(), opts.command, tuple(tables))

@@ -50,8 +50,7 @@ class PacedClip(OpenCVSource):
         super().open()
         self.fps = self.target_fps
         if not self.span:
-            t = os.times()
-            self.span = {"wall0": time.monotonic(), "cpu0": t.user + t.system}
+            self.span = {"wall0": time.monotonic(), "cpu0": time.process_time()}
             stop = threading.Timer(self.seconds, os.kill, (os.getpid(), signal.SIGTERM))
             stop.daemon = True
             stop.start()
@@ -63,8 +62,7 @@ class PacedClip(OpenCVSource):
 
     def close(self) -> None:
         if self.span and "wall1" not in self.span:
-            t = os.times()
-            self.span.update(wall1=time.monotonic(), cpu1=t.user + t.system, rss=rss_bytes())
+            self.span.update(wall1=time.monotonic(), cpu1=time.process_time(), rss=rss_bytes())
         super().close()
 
 

@@ -107,5 +107,6 @@ def render_markdown(report: Report) -> str:
 def _machine_line(m: dict[str, Any]) -> str:
     return (
         f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('arch', '?')}, "
-        f"Python {m.get('python', '?')}, {m.get('runtime', '?')}, numpy {m.get('numpy', '?')}"
+        f"Python {m.get('python', '?')}, {m.get('runtime', '?')}, numpy {m.get('numpy', '?')}; "
+        f"load average at start {m.get('load', '?')}"
     )
