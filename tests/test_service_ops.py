@@ -12,6 +12,7 @@ import pytest
 
 from tinyedge.service import main
 from tinyedge.service.config import TOKEN_ENV
+from tinyedge.service.server import default_edge_model, parse_config
 
 from .service_fixtures import DEVICE_MODEL, PERSON_JPG, make_tls, start_service, teacher_model
 
@@ -177,7 +178,8 @@ def test_startup_errors(
 ) -> None:
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     tok = ["--token-file", str(token_file)]
-    _fails(capsys, tok, 2, "give at least one model")
+    # Without --model the service serves the CenterNet shipped in the package.
+    assert parse_config(tok).models[0].path == str(default_edge_model())
     _fails(capsys, ["--model", str(teacher)], 2, TOKEN_ENV)
     _fails(capsys, [*tok, "--model", str(tmp_path / "missing.tflite")], 3, "file not found")
     junk = tmp_path / "junk.tflite"

@@ -77,6 +77,7 @@ class Event:
     reason: EndReason | None = None
     model: str = ""
     model_sha256: str = ""
+    source_time: float = 0.0  # the source's clock: position in a file, Unix time live
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -90,6 +91,7 @@ class Event:
         data["started"] = iso_utc(self.started_epoch)
         data["score"] = round(self.score, 4)
         data["peak_score"] = round(self.peak_score, 4)
+        data["source_time"] = round(self.source_time, 3)
         if self.duration is not None:
             data["duration"] = round(self.duration, 3)
         for key in ("duration", "reason"):
@@ -159,6 +161,7 @@ class VisitTracker:
             reason=reason,
             model=self.model,
             model_sha256=self.model_sha256,
+            source_time=t,
         )
         visit.seq += 1
         return ev

@@ -91,7 +91,8 @@ class ModelInfo:
     thresholds: dict[str, float] = field(default_factory=dict)
 
 
-def _sidecar(path: Path) -> dict[str, Any]:
+def read_sidecar(path: Path) -> dict[str, Any]:
+    """The metadata JSON beside a model (``model.json`` for ``model.tflite``), or ``{}``."""
     side = path.with_suffix(".json")
     if not side.is_file():
         return {}
@@ -158,7 +159,7 @@ class PersonModel:
         if not out_scale:
             raise ModelError(shown, "output tensor carries no quantization parameters")
 
-        meta = _sidecar(path)
+        meta = read_sidecar(path)
         labels = tuple(meta.get("labels", ["no_person", "person"] if n_out == 2 else ["person"]))
         if "person" not in labels or len(labels) != n_out:
             raise ModelError(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ModelError
+from ..model import read_sidecar
 from .detectors import DETECTORS, BatchMode
 
 TOKEN_ENV = "TINYEDGE_SERVE_TOKEN"
@@ -98,7 +99,7 @@ def parse_model(value: str) -> ModelSpec:
         kind, path = "", rest
     if not path:
         raise ConfigError("--model", f"{value!r} names no file")
-    side = _sidecar(Path(path))
+    side = read_sidecar(Path(path))
     fields = {
         k: side[k]
         for k in ("min_score", "min_area", "nms_iou", "person_class", "coords")
@@ -110,17 +111,6 @@ def parse_model(value: str) -> ModelSpec:
         detector=kind or str(side.get("detector", DEFAULT_DETECTOR)),
         **fields,
     )
-
-
-def _sidecar(path: Path) -> dict[str, Any]:
-    side = path.with_suffix(".json")
-    if not side.is_file():
-        return {}
-    try:
-        data = json.loads(side.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelError(str(side), f"metadata is not valid JSON ({exc})") from exc
-    return data if isinstance(data, dict) else {}
 
 
 def check_models(specs: list[ModelSpec]) -> tuple[ModelSpec, ...]:
