@@ -128,3 +128,13 @@ def test_docs_hold_numbers_and_the_command():
     assert "tinyedge bench" in doc
     for title in ("Seed model", "Preprocessing", "Peers", "End to end"):
         assert title in doc
+
+
+def test_without_a_clip_the_end_to_end_tables_say_why(tmp_path):
+    from tinyedge.bench import BenchOptions, run
+
+    report = run(BenchOptions(clip=tmp_path / "none.mp4", sections=("e2e",), quick=True))
+    (table,) = report.tables
+    assert table.rows == ()
+    assert "skipped: no clip at" in table.notes[0]
+    assert "skipped: no clip at" in render_text(report)

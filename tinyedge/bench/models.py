@@ -279,7 +279,8 @@ def peers_table(
         notes.append(f"edge service model: skipped, {edge_model} not found (--edge-model PATH)")
     h, w = frames[0].shape
     notes.append(
-        f"same {len(frames)} frames of the clip ({w}×{h} luma) for every row; 1 thread; "
+        f"the same {len(frames)} frames ({w}×{h} luma; the clip's, or a synthetic one without "
+        "a clip) for every row; 1 thread; "
         "'frame' = preprocessing + inference (TFLite models through tinyedge's integer path); "
         "HOG: detectMultiScale(winStride 8, padding 8, scale 1.05) on the full frame; the edge "
         "model is timed on random input of its own size (its preprocessing is the service's)."

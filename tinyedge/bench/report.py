@@ -70,13 +70,14 @@ def render_text(report: Report) -> str:
         grid = t.grid()
         widths = _widths(headers, grid)
         out.append(t.title)
-        out.append(
-            "  ".join(
-                h.ljust(w) if i == 0 else h.rjust(w)
-                for i, (h, w) in enumerate(zip(headers, widths, strict=True))
+        if t.columns:
+            out.append(
+                "  ".join(
+                    h.ljust(w) if i == 0 else h.rjust(w)
+                    for i, (h, w) in enumerate(zip(headers, widths, strict=True))
+                )
             )
-        )
-        out.append("  ".join("-" * w for w in widths))
+            out.append("  ".join("-" * w for w in widths))
         for row in grid:
             out.append(
                 "  ".join(
@@ -94,9 +95,12 @@ def render_markdown(report: Report) -> str:
     for t in report.tables:
         out.append(f"### {t.title}")
         out.append("")
-        out.append("| " + " | ".join(c.header for c in t.columns) + " |")
-        out.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(t.columns))) + "|")
-        out.extend("| " + " | ".join(row) + " |" for row in t.grid())
+        if t.columns:
+            out.append("| " + " | ".join(c.header for c in t.columns) + " |")
+            out.append(
+                "|" + "|".join("---" if i == 0 else "---:" for i in range(len(t.columns))) + "|"
+            )
+            out.extend("| " + " | ".join(row) + " |" for row in t.grid())
         if t.notes:
             out.append("")
             out.extend(f"- {n}" for n in t.notes)
