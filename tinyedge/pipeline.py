@@ -208,11 +208,14 @@ class Pipeline:
 
     def _must_score(self, frame: Frame, last_score: float) -> bool:
         """Motion gating: a frame may skip the model only when no visit is open, the last
-        score was below the off-threshold and the gate sees no change; a skipped frame is
-        fed the last (clearly empty) score."""
+        score was below the off-threshold (and, with offload on, below the edge's band, so no
+        stale image is ever offloaded) and the gate sees no change; a skipped frame is fed the
+        last (clearly empty) score."""
         if self.motion is None:
             return True
         required = self.tracker.in_visit or last_score >= self.tracker.config.off_threshold
+        if self.gate is not None:
+            required = required or last_score >= self.gate.client.band[0]
         return self.motion.should_infer(frame.luma, required)
 
     def _decide(self, frame: Frame, score: float) -> Iterator[Event]:
