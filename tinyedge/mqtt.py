@@ -26,6 +26,7 @@ import sqlite3
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,8 +133,9 @@ class MqttPublisher:
         )
         if len(self.outbox):
             log.info("outbox: %d message(s) from an earlier run will be sent", len(self.outbox))
-        self._state: dict[str, Message] = {}
-        self._state_dirty: set[str] = set()
+        self._state: dict[str, Message] = {}  # latest value per topic, re-sent on connect
+        # Changes wait in order: a short ON -> OFF must reach the broker as both, not just OFF.
+        self._state_changes: deque[Message] = deque()
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._wake = threading.Condition()
         self._resend_state = False
@@ -246,7 +248,7 @@ class MqttPublisher:
                 idle = not (
                     len(self.outbox)
                     or not self._incoming.empty()
-                    or self._state_dirty
+                    or self._state_changes
                     or self._sending
                 )
                 self._wake.notify_all()
@@ -278,8 +280,9 @@ class MqttPublisher:
 
     def _put_state_topic(self, topic: str, payload: bytes) -> None:
         with self._wake:
-            self._state[topic] = Message(topic, payload, retain=True, kind="state")
-            self._state_dirty.add(topic)
+            msg = Message(topic, payload, retain=True, kind="state")
+            self._state[topic] = msg
+            self._state_changes.append(msg)
             self._wake.notify_all()
 
     def _put_discovery(self) -> None:
@@ -320,12 +323,11 @@ class MqttPublisher:
                         self._wake.wait(0.5)
                     continue
                 batch: list[Message] = []
-                if self._resend_state:
+                if self._resend_state:  # (re)connected: the broker gets the current state
                     self._resend_state = False
-                    self._state_dirty = set(self._state)
-                for topic in sorted(self._state_dirty):
-                    batch.append(self._state[topic])
-                self._state_dirty.clear()
+                    self._state_changes = deque(self._state[t] for t in sorted(self._state))
+                batch.extend(self._state_changes)
+                self._state_changes.clear()
                 room = MAX_INFLIGHT - len(self._inflight)
                 if room > 0:
                     for entry in self.outbox.after(self._last_sent, room):
@@ -360,9 +362,9 @@ class MqttPublisher:
             info = self._client.publish(msg.topic, msg.payload, qos=1, retain=msg.retain)
             if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
                 with self._wake:  # paho refused it: state is re-sent later, events stay stored
-                    for rest in batch[i:]:
-                        if rest.kind == "state":
-                            self._state_dirty.add(rest.topic)
+                    self._state_changes.extendleft(
+                        reversed([rest for rest in batch[i:] if rest.kind == "state"])
+                    )
                 return
             with self._wake:
                 self.stats.published += 1
