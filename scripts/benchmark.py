@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, default=None, help="default: the shipped model")
     ap.add_argument("--peers", type=Path, default=Path("/work/shared/peers"))
     ap.add_argument("--no-hog", action="store_true")
+    ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         "TFLite Micro person_detect": "tflm_person_detect.tflite",
     }
     for name, file in peers.items():
-        if (args.peers / file).exists():
+        if not args.no_peers and (args.peers / file).exists():
             rows.append(model_row(name, args.peers / file, args.images))
     if not args.no_hog:
         rows.append(hog_row(find_images(args.images)))
