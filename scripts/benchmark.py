@@ -43,6 +43,10 @@ def hog_scores(images: list[tuple[Path, int]]) -> tuple[np.ndarray, np.ndarray, 
         scale = 640 / max(luma.shape)
         if scale < 1:
             luma = cv2.resize(luma, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        grow = max(160 / luma.shape[0], 96 / luma.shape[1])
+        if grow > 1:  # smaller than the 64x128 window (+ padding): cv2 can crash on those
+            luma = cv2.resize(luma, None, fx=grow, fy=grow, interpolation=cv2.INTER_LINEAR)
+        luma = np.ascontiguousarray(luma)
         start = time.perf_counter()
         _, weights = hog.detectMultiScale(luma, winStride=(8, 8), padding=(8, 8), scale=1.05)
         times.append((time.perf_counter() - start) * 1000)
