@@ -107,3 +107,14 @@ def test_info_masks_secrets(tmp_path):
         "zero_point": -128,
     }
     assert info["config"]["mqtt_password"] == "***" and "hunter2" not in res.stdout
+
+
+def test_evaluate_command(tmp_path):
+    fixtures = ROOT / "tests" / "fixtures" / "images"
+    res = run_cli("evaluate", str(fixtures), "--json")
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report["model_bytes"] <= 153_600 and len(report["model_sha256"]) == 64
+    res = run_cli("evaluate", str(fixtures), "--model", str(MLPERF))
+    assert res.returncode == 0 and "balanced accuracy" in res.stdout
+    one_line_error(run_cli("evaluate", str(tmp_path)), 4, "no_person")

@@ -115,6 +115,18 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .errors import SourceError
+    from .evaluate import evaluate, format_report
+
+    try:
+        report = evaluate(args.directory, args.model, threshold=args.threshold)
+    except (ValueError, OSError) as exc:  # no images, a missing person/ or no_person/ folder
+        raise SourceError(args.directory, str(exc)) from exc
+    print(report.to_json() if args.json else format_report(report))
+    return 0
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     cfg = _load(args)
     print(f"config OK ({cfg.path or 'defaults and environment'})")
@@ -127,6 +139,16 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--config", metavar="FILE", help="TOML config (default /etc/tinyedge/config.toml)"
     )
     p.add_argument("-v", "--verbose", action="count", default=0, help="explain (-vv: debug)")
+
+
+def cmd_serve(argv: list[str]) -> int:
+    try:
+        from .service import main as serve_main
+    except ImportError as exc:
+        raise ConfigError(
+            "serve", f"the edge service needs its extra: pip install 'tinyedge[serve]' ({exc.name})"
+        ) from exc
+    return serve_main(argv)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,6 +189,22 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_info)
 
+    p = sub.add_parser(
+        "evaluate", help="score a person/ and no_person/ image folder (Visual Wake Words layout)"
+    )
+    p.add_argument("directory", metavar="DIR", help="folder with person/ and no_person/ images")
+    p.add_argument("--model", metavar="PATH", help="any 2-class int8 person classifier")
+    p.add_argument("--threshold", type=float, help="operating threshold (default: the model's)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.set_defaults(func=cmd_evaluate)
+
+    sub.add_parser(
+        "serve",
+        help="run the edge inference service (tinyedge serve --help)",
+        add_help=False,
+    )
+
     p = sub.add_parser("config", help="configuration tools")
     csub = p.add_subparsers(dest="config_command", required=True)
     c = csub.add_parser("check", help="validate the configuration and exit")
@@ -176,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:  # the service parses its own flags
+        try:
+            return cmd_serve(argv[1:])
+        except TinyEdgeError as exc:
+            print(f"tinyedge: error: {exc}", file=sys.stderr)
+            return exc.exit_code
     args = build_parser().parse_args(argv)
     _setup_logging(getattr(args, "verbose", 0))
     try:
@@ -185,6 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `tinyedge ... | head`: the reader left; not an error
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

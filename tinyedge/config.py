@@ -83,6 +83,24 @@ class MqttConfig:
 
 
 @dataclass
+class OffloadConfig:
+    """Ask the edge service about uncertain frames. Off unless enabled: no frame leaves."""
+
+    enabled: bool = False
+    url: str | None = None
+    token_file: str | None = None
+    tls_ca: str | None = None
+    band_low: float = 0.3
+    band_high: float = 0.7
+    max_per_minute: int = 30
+    timeout: float = 0.3
+    breaker_failures: int = 3
+    cooldown: float = 30.0
+    send: str = "model"
+    model: str | None = None
+
+
+@dataclass
 class OutputConfig:
     print: bool = False
 
@@ -95,15 +113,18 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    offload: OffloadConfig = field(default_factory=OffloadConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     # Resolved secret, never read from the file itself or from argv.
     mqtt_password: str | None = field(default=None, repr=False)
+    offload_token: str | None = field(default=None, repr=False)
     path: str | None = None
 
     def masked(self) -> dict[str, Any]:
         """The effective configuration as a dict, with secrets masked (for ``tinyedge info``)."""
         data = dataclasses.asdict(self)
         data["mqtt_password"] = "***" if self.mqtt_password else None
+        data["offload_token"] = "***" if self.offload_token else None
         return data
 
 
@@ -112,6 +133,7 @@ SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "events": EventsConfig,
     "mqtt": MqttConfig,
+    "offload": OffloadConfig,
     "output": OutputConfig,
 }
 TOP_LEVEL = {"device_id", "state_dir"}
@@ -237,6 +259,25 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("mqtt.queue_bytes", "must be 1024 or more")
     if m.outbox_sync.upper() not in ("FULL", "NORMAL", "EXTRA"):
         raise ConfigError("mqtt.outbox_sync", "must be FULL, NORMAL or EXTRA")
+    o = cfg.offload
+    if o.enabled:
+        if not o.url or not o.url.startswith(("http://", "https://")):
+            raise ConfigError("offload.url", "offload is enabled: give the service's http(s) URL")
+        if not cfg.offload_token:
+            raise ConfigError(
+                "offload.token_file",
+                "offload is enabled: give a token file or TINYEDGE_OFFLOAD_TOKEN",
+            )
+    if not 0.0 <= o.band_low <= o.band_high <= 1.0:
+        raise ConfigError("offload.band_low", "need 0 <= band_low <= band_high <= 1")
+    if o.send not in ("model", "frame"):
+        raise ConfigError("offload.send", f"must be 'model' or 'frame', got {o.send!r}")
+    if o.timeout <= 0 or o.max_per_minute < 1 or o.breaker_failures < 1 or o.cooldown < 0:
+        raise ConfigError(
+            "offload", "timeout, max_per_minute and breaker_failures must be positive"
+        )
+    if o.tls_ca and not Path(o.tls_ca).is_file():
+        raise ConfigError("offload.tls_ca", f"no such file: {o.tls_ca}")
     if cfg.mqtt_password is not None and m.username is None:
         raise ConfigError("mqtt.username", "a password is set but no username")
     if not cfg.device_id or any(c in cfg.device_id for c in "/+#"):
@@ -281,5 +322,9 @@ def load_config(
         cfg.mqtt_password = _read_secret_file("mqtt.password_file", cfg.mqtt.password_file)
     elif f"{ENV_PREFIX}MQTT_PASSWORD" in env:
         cfg.mqtt_password = env[f"{ENV_PREFIX}MQTT_PASSWORD"]
+    if cfg.offload.token_file:
+        cfg.offload_token = _read_secret_file("offload.token_file", cfg.offload.token_file)
+    elif f"{ENV_PREFIX}OFFLOAD_TOKEN" in env:
+        cfg.offload_token = env[f"{ENV_PREFIX}OFFLOAD_TOKEN"]
     _validate(cfg)
     return cfg

@@ -60,7 +60,9 @@ class EventConfig:
 @dataclass(frozen=True)
 class Event:
     """One message about a visit. ``id`` is the visit's id (UUIDv7), shared by its start,
-    updates and end; ``seq`` numbers the messages of one visit (0 = start)."""
+    updates and end; ``seq`` numbers the messages of one visit (0 = start). ``decided_by``
+    says whose score the frame that caused this message carried: the device's model
+    (``local``) or the edge service's (``edge``, see :mod:`tinyedge.offload`)."""
 
     id: str
     type: EventType
@@ -75,6 +77,7 @@ class Event:
     reason: EndReason | None = None
     model: str = ""
     model_sha256: str = ""
+    source_time: float = 0.0  # the source's clock: position in a file, Unix time live
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -88,6 +91,7 @@ class Event:
         data["started"] = iso_utc(self.started_epoch)
         data["score"] = round(self.score, 4)
         data["peak_score"] = round(self.peak_score, 4)
+        data["source_time"] = round(self.source_time, 3)
         if self.duration is not None:
             data["duration"] = round(self.duration, 3)
         for key in ("duration", "reason"):
@@ -107,7 +111,6 @@ class _Visit:
     last_update_t: float
     seq: int = 0
     below_since: float | None = None
-    decided_by: DecidedBy = "local"
 
 
 class VisitTracker:
@@ -129,6 +132,7 @@ class VisitTracker:
         self._recent: deque[bool] = deque(maxlen=self.config.window)
         self._visit: _Visit | None = None
         self._epoch_offset = 0.0
+        self._decided_by: DecidedBy = "local"
 
     @property
     def in_visit(self) -> bool:
@@ -152,11 +156,12 @@ class VisitTracker:
             score=score,
             peak_score=visit.peak,
             started_epoch=visit.started_epoch,
-            decided_by=visit.decided_by,
+            decided_by=self._decided_by,
             duration=duration,
             reason=reason,
             model=self.model,
             model_sha256=self.model_sha256,
+            source_time=t,
         )
         visit.seq += 1
         return ev
@@ -166,6 +171,7 @@ class VisitTracker:
     ) -> list[Event]:
         """Account for one frame's person score at source time ``t``."""
         cfg = self.config
+        self._decided_by = decided_by
         self._epoch_offset = (epoch - t) if epoch is not None else 0.0
         self._recent.append(score >= cfg.on_threshold)
         visit = self._visit
@@ -178,13 +184,10 @@ class VisitTracker:
                     peak=score,
                     last_seen_t=t,
                     last_update_t=t,
-                    decided_by=decided_by,
                 )
                 self._visit = visit
                 return [self._event(visit, "start", t, score)]
             return []
-        if decided_by == "edge":
-            visit.decided_by = "edge"
         visit.peak = max(visit.peak, score)
         if score >= cfg.off_threshold:
             visit.last_seen_t = t
@@ -208,4 +211,5 @@ class VisitTracker:
         """End an open visit (the source ended, the camera was lost, or we shut down)."""
         if self._visit is None:
             return []
+        self._decided_by = "local"
         return self._end(self._visit, t, score, reason)

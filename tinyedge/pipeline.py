@@ -15,13 +15,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Literal, Protocol
 
 from .errors import SourceError
 from .events import EndReason, Event, EventConfig, VisitTracker
 from .model import PersonModel
 from .preprocess import Fit, Preprocessor
-from .sources import SourceBase, open_source
+from .sources import Frame, SourceBase, open_source
+
+if TYPE_CHECKING:  # offload pulls in HTTP and JPEG code; only imported when enabled
+    from .offload import EdgeGate
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +119,8 @@ class Pipeline:
         sinks: list[Sink] | None = None,
         hooks: Hooks | None = None,
         recovery: Recovery | None = None,
+        gate: EdgeGate | None = None,
+        offload_image: Literal["model", "frame"] = "model",
     ) -> None:
         self.source = source
         self.model = model
@@ -131,6 +136,8 @@ class Pipeline:
         self.hooks = hooks or Hooks()
         self.recovery = recovery or Recovery()
         self.camera_state = "ok"
+        self.gate = gate
+        self.offload_image = offload_image
         self._stop = threading.Event()
         self._last_frame = time.monotonic()
         self._delay = self.recovery.first_delay
@@ -161,9 +168,8 @@ class Pipeline:
                     if not self.source.live:
                         raise
                     if self.camera_state == "ok":
-                        yield from self._emit(
-                            self.tracker.close(time.time(), "camera_lost", score)
-                        )
+                        yield from self._decide_pending()
+                        yield from self._emit(self.tracker.close(time.time(), "camera_lost", score))
                         self._camera("lost")
                         log.warning(
                             "%s; reopening (giving up after %.0f s without frames)",
@@ -187,12 +193,27 @@ class Pipeline:
                     self.hooks.on_frame(score)
                 if self.hooks.on_tick is not None:
                     self.hooks.on_tick()
-                yield from self._emit(self.tracker.feed(score, frame.t, frame.wall))
+                yield from self._decide(frame, score)
+            yield from self._decide_pending()
             reason: EndReason = "shutdown" if self._stop.is_set() else "source_end"
             yield from self._emit(self.tracker.close(last_t, reason, score))
         finally:
             self.source.close()
             self.stats.seconds = time.perf_counter() - started
+
+    def _decide(self, frame: Frame, score: float) -> Iterator[Event]:
+        """Feed the tracker: the local score, or through the edge gate when offload is on."""
+        if self.gate is None:
+            yield from self._emit(self.tracker.feed(score, frame.t, frame.wall))
+            return
+        image = self.preprocess.small if self.offload_image == "model" else frame.luma
+        for d in self.gate.push(image, frame.t, frame.wall, score):
+            yield from self._emit(self.tracker.feed(d.score, d.t, d.wall, d.decided_by))
+
+    def _decide_pending(self) -> Iterator[Event]:
+        if self.gate is not None:
+            for d in self.gate.drain():
+                yield from self._emit(self.tracker.feed(d.score, d.t, d.wall, d.decided_by))
 
     def _camera(self, state: str) -> None:
         self.camera_state = state

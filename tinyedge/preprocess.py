@@ -125,6 +125,7 @@ class Preprocessor:
         self._out: I8 = np.zeros((1, spec.height, spec.width, spec.channels), dtype=np.int8)
         self._index = np.zeros((spec.height, spec.width), dtype=np.intp)
         self._frame_shape: tuple[int, ...] | None = None
+        self._small = np.zeros((spec.height, spec.width), dtype=np.uint8)
 
     # -- geometry, computed once per frame size -------------------------------------------
     def _plan(self, shape: tuple[int, ...]) -> None:
@@ -171,6 +172,11 @@ class Preprocessor:
         self._sum += self._half
         np.floor_divide(self._sum, self._count, out=self._sum)
         np.copyto(self._small, self._sum, casting="unsafe")
+        return self._small
+
+    @property
+    def small(self) -> U8:
+        """The last frame as downsampled to the model's size (uint8 luma, reused buffer)."""
         return self._small
 
     def __call__(self, frame: U8) -> I8:

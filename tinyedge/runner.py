@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import logging
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .errors import ConfigError
+from .events import EventConfig
 from .model import PersonModel
 from .mqtt import MqttPublisher, MqttSettings, MqttSink
 from .pipeline import Hooks, Pipeline, PrintSink, Recovery, Sink, event_config_for
 from .sources import open_source
 from .stats import StatsReporter
 from .systemd import Notifier
+
+if TYPE_CHECKING:
+    from .offload import EdgeGate
 
 log = logging.getLogger("tinyedge")
 
@@ -84,6 +88,7 @@ def run_detector(cfg: Config) -> int:
     if cfg.output.print or publisher is None:
         sinks.append(PrintSink())
 
+    gate = _edge_gate(cfg, events)
     pipeline = Pipeline(
         source,
         model,
@@ -94,6 +99,8 @@ def run_detector(cfg: Config) -> int:
         recovery=Recovery(
             max_delay=cfg.source.reconnect_max_delay, give_up_after=cfg.source.lost_timeout
         ),
+        gate=gate,
+        offload_image="frame" if cfg.offload.send == "frame" else "model",
     )
     stats = _stats_reporter(cfg, pipeline, publisher)
     pipeline.hooks = Hooks(
@@ -112,6 +119,9 @@ def run_detector(cfg: Config) -> int:
         result = pipeline.run()
     finally:
         notifier.stopping()
+        if gate is not None:
+            gate.client.close()
+            log.info("offload: %d frame(s) decided by the edge", gate.edge_decided)
         if publisher is not None:
             if stats is not None:
                 stats.tick(force=True)
@@ -124,6 +134,32 @@ def run_detector(cfg: Config) -> int:
         result.events,
     )
     return 0
+
+
+def _edge_gate(cfg: Config, events: EventConfig) -> EdgeGate | None:
+    """The offload client and gate, only when the user turned offload on."""
+    o = cfg.offload
+    if not o.enabled:
+        return None
+    import ssl
+
+    from .offload import EdgeGate, OffloadClient
+
+    context = ssl.create_default_context(cafile=o.tls_ca) if o.tls_ca else None
+    client = OffloadClient(
+        o.url or "",
+        cfg.offload_token or "",
+        band=(o.band_low, o.band_high),
+        max_per_minute=o.max_per_minute,
+        timeout_s=o.timeout,
+        breaker_failures=o.breaker_failures,
+        cooldown_s=o.cooldown,
+        model=o.model,
+        ssl_context=context,
+    )
+    log.info("offload: frames scoring %.2f-%.2f go to %s", o.band_low, o.band_high, o.url)
+    # A little beyond the HTTP time-out, for the JPEG encoding before the request.
+    return EdgeGate(client, events.on_threshold, events.off_threshold, o.timeout + 0.1)
 
 
 def _tick(notifier: Notifier, publisher: MqttPublisher | None, stats: StatsReporter | None) -> None:
