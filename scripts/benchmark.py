@@ -43,6 +43,10 @@ def hog_scores(images: list[tuple[Path, int]]) -> tuple[np.ndarray, np.ndarray, 
         scale = 640 / max(luma.shape)
         if scale < 1:
             luma = cv2.resize(luma, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        grow = max(160 / luma.shape[0], 96 / luma.shape[1])
+        if grow > 1:  # smaller than the 64x128 window (+ padding): cv2 can crash on those
+            luma = cv2.resize(luma, None, fx=grow, fy=grow, interpolation=cv2.INTER_LINEAR)
+        luma = np.ascontiguousarray(luma)
         start = time.perf_counter()
         _, weights = hog.detectMultiScale(luma, winStride=(8, 8), padding=(8, 8), scale=1.05)
         times.append((time.perf_counter() - start) * 1000)
@@ -91,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, default=None, help="default: the shipped model")
     ap.add_argument("--peers", type=Path, default=Path("/work/shared/peers"))
     ap.add_argument("--no-hog", action="store_true")
+    ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -100,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         "TFLite Micro person_detect": "tflm_person_detect.tflite",
     }
     for name, file in peers.items():
-        if (args.peers / file).exists():
+        if not args.no_peers and (args.peers / file).exists():
             rows.append(model_row(name, args.peers / file, args.images))
     if not args.no_hog:
         rows.append(hog_row(find_images(args.images)))

@@ -67,7 +67,7 @@ def instance_cutouts(luma: np.ndarray, mask_png: bytes) -> list[Cutout]:
 
 def _paste(canvas: np.ndarray, cut: Cutout, rng: np.random.Generator) -> None:
     h, w = canvas.shape
-    height = int(h * rng.uniform(0.12, 1.1))
+    height = int(h * np.exp(rng.uniform(np.log(0.1), np.log(1.1))))  # favour small figures
     width = max(4, int(cut.luma.shape[1] * height / cut.luma.shape[0]))
     if height < 8:
         return

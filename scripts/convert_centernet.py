@@ -18,7 +18,7 @@ Output contract of ``/work/cache/teacher/centernet.tflite`` (the "teacher"):
   ``score`` is the sigmoid centre-heat in 0..1, ``class`` is the COCO index as a float
   (0 = person, 2 = car, 15 = cat, 16 = dog, ...).
 * Only the ``detections`` output is kept (the raw heat-map and size maps are dropped).
-* Person rule used by tinyedge's labelling: a row with ``class == 0`` and ``score >= 0.3``
+* Person rule used by tinyedge's labelling: a row with ``class == 0`` and ``score >= 0.35``
   whose clipped box covers >= 0.5 % of the image (the Visual Wake Words rule).
 
 Usage::

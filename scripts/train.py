@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--soft-mix", type=float, default=0.2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", type=Path, default=None, help="start from this model's weights")
     ap.add_argument("--max-train", type=int, default=0, help="subsample train (quick runs)")
     args = ap.parse_args(argv)
 
@@ -199,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     channels = [int(c) for c in args.channels.split(",")] if args.channels else None
     strides = [int(c) for c in args.strides.split(",")] if args.strides else None
     model = build_model(args.size, args.width, channels, strides)
+    if args.init is not None:
+        model.set_weights(tf.keras.models.load_model(args.init).get_weights())
     params = model.count_params()
     print(f"model: {params:,} parameters, input {args.size}x{args.size}x1", flush=True)
     steps = int(np.ceil(len(train["y"]) / args.batch)) * args.epochs
@@ -227,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         "strides": strides,
         "epochs": args.epochs,
         "soft_mix": args.soft_mix,
+        "init": str(args.init) if args.init else None,
+        "lr": args.lr,
         "train_samples": len(train["y"]),
         "val_samples": len(val["y"]),
         "val_auc": roc_auc(val["y"], s),
