@@ -58,7 +58,7 @@ def main() -> int:
     cmd = [
         "ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
         "-s", f"{w}x{h}", "-r", "10", "-i", "-",
-        "-c:v", "libx264", "-preset", "slow", "-crf", str(args.crf),
+        "-c:v", "libx264", "-preset", "slow", "-crf", str(args.crf), "-bf", "0", "-refs", "1",
         "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(args.out),
     ]  # fmt: skip
     with subprocess.Popen(cmd, stdin=subprocess.PIPE) as proc:

@@ -74,6 +74,31 @@ def test_non_integer_ratios_average_the_right_area():
     assert abs(int(small[0, 0]) - expect) <= 1
 
 
+@pytest.mark.parametrize(
+    "shape", [(480, 640), (1080, 1920), (576, 768), (240, 320), (1000, 997), (131, 401)]
+)
+@pytest.mark.parametrize(
+    "spec", [XOR_SPEC, ODD_SPEC, InputSpec(128, 128, 1, 1 / 255, -128)], ids=str
+)
+@pytest.mark.parametrize("fit", ["stretch", "crop"])
+def test_area_average_is_the_exactly_rounded_bin_mean(shape, spec, fit):
+    """Every output pixel is round-half-up(sum / count) of its bin, computed here in int64:
+    the multiply-and-shift division must agree with true division everywhere."""
+    rng = np.random.default_rng(sum(shape))
+    img = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    img[: shape[0] // 3] = 255  # saturated bins are where an inexact reciprocal slips first
+    pre = Preprocessor(spec, fit=fit)
+    small = pre.downsample(img)
+    region = img[pre._rows, pre._cols].astype(np.int64)
+    h, w = region.shape
+    assert h >= spec.height and w >= spec.width  # averaged, not sampled
+    r = np.arange(spec.height + 1) * h // spec.height
+    c = np.arange(spec.width + 1) * w // spec.width
+    sums = np.add.reduceat(np.add.reduceat(region, r[:-1], axis=0), c[:-1], axis=1)
+    counts = np.outer(np.diff(r), np.diff(c))
+    np.testing.assert_array_equal(small, (sums + counts // 2) // counts)
+
+
 def test_crop_keeps_the_centre():
     img = np.zeros((480, 640), dtype=np.uint8)
     img[:, :80] = 255  # bright bands at both sides, outside the centred square
@@ -86,6 +111,14 @@ def test_smaller_frame_than_model_is_sampled():
     img = np.arange(64 * 48, dtype=np.uint32).reshape(48, 64).astype(np.uint8)
     out = Preprocessor(XOR_SPEC)(img)
     assert out.shape == (1, 96, 96, 1)
+
+
+def test_crop_of_a_frame_smaller_than_the_model_stays_inside_the_frame():
+    img = np.zeros((60, 80), dtype=np.uint8)
+    img[:, 10:70] = 200  # the centred 60x60 square
+    out = Preprocessor(XOR_SPEC, fit="crop").downsample(img)
+    assert out.shape == (96, 96)
+    assert out.min() == 200
 
 
 def test_no_float_array_is_allocated_per_frame(frames):

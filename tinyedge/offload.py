@@ -29,7 +29,6 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +232,8 @@ class OffloadClient:
         """The luma frame as a grayscale JPEG, downscaled to fit ``max_side`` if larger."""
         if frame.ndim != 2:
             raise ValueError(f"expected a 2-D uint8 luma frame, got shape {frame.shape}")
+        from PIL import Image  # only when offload is on
+
         img = Image.fromarray(frame, mode="L")
         longest = max(img.size)
         if longest > self.max_side:

@@ -1,8 +1,8 @@
 """uint8 camera pixels -> the model's int8 input tensor, with integer operations only.
 
-The path never makes a float image: the frame is area-downsampled with integer block sums
-(``np.add.reduceat`` into reused uint32 buffers) and a rounding integer division, then mapped
-to int8 with ``x ^ 0x80`` when the model's input quantization is scale 1/255, zero point -128,
+The path never makes a float image: the frame is area-downsampled with integer bin sums
+(rows, then columns, into reused uint16/uint32 buffers) and a rounding division done as an
+exact multiply-and-shift, then mapped to int8 with ``x ^ 0x80`` when the model's input quantization is scale 1/255, zero point -128,
 or with a 256-entry lookup table computed once for any other quantization.
 """
 
@@ -93,19 +93,46 @@ def _sum_axis(src: np.ndarray, plan: _AxisPlan, out: np.ndarray, axis: int) -> N
     """out[..bin..] = sum of src over each bin of ``plan`` along ``axis`` (0 or 1)."""
     p = len(plan.bins)
     if axis == 0:
-        view = src.reshape(plan.groups, plan.period, src.shape[1])
+        # Rows: one reduction per bin over the middle axis of (groups, period, width); its
+        # inner loop runs along whole contiguous rows, and it widens without a cast buffer.
+        rows = src.reshape(plan.groups, plan.period, src.shape[1])
         for j, (s, e) in enumerate(plan.bins):
-            target = out[j::p]
-            np.copyto(target, view[:, s, :])
-            for r in range(s + 1, e):
-                np.add(target, view[:, r, :], out=target)
-    else:
-        view = src.reshape(src.shape[0], plan.groups, plan.period)
-        for j, (s, e) in enumerate(plan.bins):
-            target = out[:, j::p]
-            np.copyto(target, view[:, :, s])
-            for c in range(s + 1, e):
-                np.add(target, view[:, :, c], out=target)
+            np.sum(rows[:, s:e, :], axis=1, dtype=out.dtype, out=out[j::p])
+        return
+    # Columns: a reduction over a short strided axis is slow in numpy, so add whole strided
+    # column planes instead.
+    cols = src.reshape(src.shape[0], plan.groups, plan.period)
+    for j, (s, e) in enumerate(plan.bins):
+        target = out[:, j::p]
+        lines = [cols[:, :, c] for c in range(s, e)]
+        if len(lines) == 1 or lines[0].dtype != target.dtype:
+            np.copyto(target, lines[0])  # widening through copyto needs no cast buffer
+            rest = lines[1:]
+        else:
+            np.add(lines[0], lines[1], out=target)  # same dtype: one pass, not copy + add
+            rest = lines[2:]
+        for line in rest:
+            np.add(target, line, out=target)
+
+
+def _reciprocal(count: npt.NDArray[np.int64], dtype: type) -> tuple[np.ndarray, int] | None:
+    """Multipliers ``m`` and a shift ``k`` with ``(x * m) >> k == x // c`` for every bin count
+    ``c`` and every ``x`` a bin can hold (``x <= 256 * c``), all in ``dtype`` without
+    overflow; verified exhaustively here, once per frame size. ``None`` when no shift works
+    (then the caller divides)."""
+    limit = int(np.iinfo(dtype).max)
+    counts = sorted({int(c) for c in count.ravel()})
+    for k in range(8, 32):
+        table: dict[int, int] = {}
+        for c in counts:
+            m = -(-(1 << k) // c)  # ceil(2**k / c)
+            x = np.arange(256 * c + 1, dtype=np.uint64)
+            if (256 * c) * m > limit or not np.array_equal((x * m) >> k, x // c):
+                break
+            table[c] = m
+        else:
+            return np.vectorize(table.__getitem__)(count).astype(dtype), k
+    return None
 
 
 class Preprocessor:
@@ -134,9 +161,9 @@ class Preprocessor:
         top, left, ch, cw = 0, 0, h, w
         if self.fit == "crop":
             if w * th > h * tw:  # frame wider than the model: trim the sides
-                cw = max(tw, h * tw // th)
+                cw = max(1, h * tw // th)
             else:
-                ch = max(th, w * th // tw)
+                ch = max(1, w * th // tw)
             top, left = (h - ch) // 2, (w - cw) // 2
         self._rows = slice(top, top + ch)
         self._cols = slice(left, left + cw)
@@ -154,6 +181,10 @@ class Preprocessor:
             self._half = (count // 2).astype(acc)
             self._rowsum = np.zeros((th, cw), dtype=acc)
             self._sum = np.zeros((th, tw), dtype=acc)
+            # Rounding division by the bin sizes as a multiply and a shift (exact, see
+            # _reciprocal): integer division is the slowest step of the whole path.
+            self._recip = _reciprocal(count, np.uint32)
+            self._wide = np.zeros((th, tw), dtype=np.uint32)
         self._small = np.zeros((th, tw), dtype=np.uint8)
         self._frame_shape = shape
 
@@ -170,8 +201,15 @@ class Preprocessor:
         _sum_axis(region, self._row_plan, self._rowsum, axis=0)
         _sum_axis(self._rowsum, self._col_plan, self._sum, axis=1)
         self._sum += self._half
-        np.floor_divide(self._sum, self._count, out=self._sum)
-        np.copyto(self._small, self._sum, casting="unsafe")
+        if self._recip is None:
+            np.floor_divide(self._sum, self._count, out=self._sum)
+            np.copyto(self._small, self._sum, casting="unsafe")
+        else:
+            m, k = self._recip
+            np.copyto(self._wide, self._sum)  # widen first: same-type ops need no cast buffer
+            np.multiply(self._wide, m, out=self._wide)
+            np.right_shift(self._wide, k, out=self._wide)
+            np.copyto(self._small, self._wide, casting="unsafe")
         return self._small
 
     @property

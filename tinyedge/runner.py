@@ -14,19 +14,21 @@ from .errors import ConfigError
 from .events import EventConfig
 from .model import PersonModel
 from .motion import MotionConfig
-from .mqtt import MqttPublisher, MqttSettings, MqttSink
 from .pipeline import Hooks, Pipeline, PrintSink, Recovery, Sink, event_config_for
 from .sources import open_source
 from .stats import StatsReporter
 from .systemd import Notifier
 
 if TYPE_CHECKING:
+    from .mqtt import MqttPublisher, MqttSettings
     from .offload import EdgeGate
 
 log = logging.getLogger("tinyedge")
 
 
 def mqtt_settings(cfg: Config) -> MqttSettings:
+    from .mqtt import MqttSettings
+
     m = cfg.mqtt
     return MqttSettings(
         host=m.host or "",
@@ -84,6 +86,10 @@ def run_detector(cfg: Config) -> int:
     sinks: list[Sink] = []
     publisher: MqttPublisher | None = None
     if cfg.mqtt.host:
+        # Imported only when a broker is configured: paho, ssl and sqlite cost a --print
+        # run ~4 MB of RSS for nothing.
+        from .mqtt import MqttPublisher, MqttSink
+
         publisher = MqttPublisher(mqtt_settings(cfg), device_name=f"tinyedge {cfg.device_id}")
         publisher.start()
         sinks.append(MqttSink(publisher))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from ..errors import SourceError
 from .base import Frame, SourceBase
@@ -15,6 +14,9 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".
 
 def load_luma(path: Path) -> np.ndarray:
     """Decode an image file to uint8 luma (Pillow's integer ITU-R 601 conversion)."""
+    # Imported here: a camera or video run never pays for Pillow.
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(path) as img:
             img.load()
