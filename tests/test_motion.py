@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from tinyedge.config import load_config
-from tinyedge.errors import ConfigError
+from tinyedge.errors import ConfigError, SourceError
 from tinyedge.events import Event
 from tinyedge.model import PersonModel
 from tinyedge.motion import MotionConfig, MotionGate
-from tinyedge.pipeline import Pipeline
-from tinyedge.sources import open_source
+from tinyedge.pipeline import Pipeline, Recovery
+from tinyedge.sources import Frame, SourceBase, open_source
 
 from .conftest import CLIP, MLPERF
 
@@ -212,3 +212,47 @@ def test_pipeline_never_gates_an_open_visit_or_an_uncertain_score(plain_model):
         pipe.tracker.feed(0.99, i * 0.1)
     assert pipe.tracker.in_visit
     assert all(pipe._must_score(still, 0.0) for _ in range(10))
+
+
+class _FlakyStill(SourceBase):
+    """A live camera that shows one still scene, vanishes once, and comes back."""
+
+    live = True
+    name = "flaky"
+
+    def __init__(self, before: int, after: int) -> None:
+        super().__init__()
+        self.before, self.after = before, after
+        self.i = 0
+        self.reads = 0
+        self.failed = False
+
+    def read(self) -> Frame | None:
+        if self.i == self.before and not self.failed:
+            self.failed = True
+            raise SourceError(self.name, "stopped delivering frames")
+        if self.i >= self.before + self.after:
+            return None
+        self.i += 1
+        return Frame(luma=scene(), t=self.i * 0.1, wall=self.i * 0.1, index=self.i)
+
+
+def test_a_reopened_camera_is_scored_on_its_first_frame(plain_model):
+    """After the camera comes back the gate forgets the old scene: the first frame is scored
+    even though it looks like the one before the loss (someone may now stand there still)."""
+    idle_every = 50
+    source = _FlakyStill(before=12, after=3)
+    pipe = Pipeline(
+        source,
+        PersonModel(plain_model),
+        recovery=Recovery(first_delay=0.01),
+        motion=MotionConfig(idle_every=idle_every),
+    )
+    scored: list[int] = []
+    real_score = pipe.model.score
+    pipe.model.score = lambda x: (scored.append(source.i), real_score(x))[1]  # type: ignore[method-assign]
+    list(pipe.events())
+    assert source.failed and pipe.camera_state == "ok"
+    assert scored[0] == 1  # the first frame ever
+    assert 13 in scored  # the first frame after the camera came back
+    assert len(scored) < source.i  # and the still scene is gated otherwise

@@ -187,6 +187,10 @@ class Pipeline:
                 if self.camera_state != "ok":
                     log.warning("%s: camera is back", self.source.name)
                     self._camera("ok")
+                    if self.motion is not None:
+                        # The scene may have changed while the camera was gone (moved, someone
+                        # walked up and stood still): re-learn it and score this frame.
+                        self.motion.reset()
                     self._delay = self.recovery.first_delay
                 last_t = frame.t
                 if self._must_score(frame, score):
