@@ -11,7 +11,7 @@ from tinyedge.config import load_config
 from tinyedge.errors import ConfigError, SourceError
 from tinyedge.events import Event
 from tinyedge.model import PersonModel
-from tinyedge.motion import MotionConfig, MotionGate
+from tinyedge.motion import MotionConfig, MotionGate, MotionZoom
 from tinyedge.pipeline import Pipeline, Recovery
 from tinyedge.sources import Frame, SourceBase, open_source
 
@@ -256,3 +256,90 @@ def test_a_reopened_camera_is_scored_on_its_first_frame(plain_model):
     assert scored[0] == 1  # the first frame ever
     assert 13 in scored  # the first frame after the camera came back
     assert len(scored) < source.i  # and the still scene is gated otherwise
+
+
+# -- motion zoom ---------------------------------------------------------------------------
+
+
+def figure_at(frame: np.ndarray, top: int, left: int, h: int = 24, w: int = 10) -> np.ndarray:
+    """The scene with a small dark figure (a distant person's size) pasted in."""
+    out = frame.copy()
+    out[top : top + h, left : left + w] = 10
+    return out
+
+
+def primed_zoom(model_hw: tuple[int, int] = (128, 128), **config: object) -> MotionZoom:
+    zoom = MotionZoom(MotionConfig(**config), model_hw)  # type: ignore[arg-type]
+    assert zoom.windows(scene()) == []  # the first frame is the background
+    return zoom
+
+
+def test_zoom_finds_nothing_in_a_still_scene():
+    zoom = primed_zoom()
+    rng = np.random.default_rng(1)
+    assert all(zoom.windows(noisy(scene(), rng)) == [] for _ in range(20))
+
+
+def test_zoom_window_holds_the_moving_figure_at_twice_the_scale():
+    zoom = primed_zoom()
+    for step in range(10):
+        top, left = 300, 500 + 5 * step  # walking right, near the frame's right edge
+        spots = zoom.windows(figure_at(scene(), top, left))
+        assert len(spots) == 1
+        (y, x), (ch, cw) = spots[0], zoom.crop_hw
+        assert (ch, cw) == (240, 240)  # half the short side: a 2x zoom for a square model
+        assert y >= 0 and y + ch <= H and x >= 0 and x + cw <= W  # inside the frame
+        assert y <= top and top + 24 <= y + ch and x <= left and left + 10 <= x + cw
+
+
+def test_zoom_gives_each_of_two_distant_figures_a_window():
+    zoom = primed_zoom()
+    spots = zoom.windows(figure_at(figure_at(scene(), 40, 40), 400, 600))
+    assert len(spots) == 2
+    ch, cw = zoom.crop_hw
+    for top, left in ((40, 40), (400, 600)):
+        assert any(y <= top < y + ch and x <= left < x + cw for y, x in spots)
+
+
+def test_zoom_windows_are_capped():
+    zoom = primed_zoom(zoom_windows=1)
+    assert len(zoom.windows(figure_at(figure_at(scene(), 40, 40), 400, 600))) == 1
+
+
+def test_zoom_ignores_a_lighting_jump():
+    zoom = primed_zoom()
+    brighter = np.clip(scene().astype(np.int16) + 60, 0, 255).astype(np.uint8)
+    assert zoom.windows(brighter) == []
+    assert zoom.windows(brighter) == []  # and the new light is now the background
+
+
+@pytest.mark.parametrize("frame_hw", [(480, 640), (1080, 1920), (640, 480)])
+@pytest.mark.parametrize("model_hw", [(128, 128), (96, 96), (128, 160)])
+def test_zoom_crop_has_the_model_aspect_and_fits_the_frame(frame_hw, model_hw):
+    fh, fw = frame_hw
+    zoom = MotionZoom(MotionConfig(), model_hw)
+    zoom.windows(np.zeros(frame_hw, dtype=np.uint8))
+    ch, cw = zoom.crop_hw
+    assert ch <= fh and cw <= fw
+    assert abs(ch * model_hw[1] - cw * model_hw[0]) <= model_hw[0]  # same aspect, to a pixel
+    assert max(ch, cw) <= max(fh, fw) // 2 + 1  # a zoom, not the whole frame again
+
+
+def test_pipeline_scores_zoom_crops_only_while_something_moves():
+    """On the clip the zoom runs only in the 20 s with walkers: no crop is scored while
+    the plaza is empty before them, and zoom can be turned off."""
+    runs = {}
+    for zoom in (True, False):
+        pipe = Pipeline(
+            open_source(source=str(CLIP)),
+            PersonModel(),
+            motion=MotionConfig(zoom=zoom),
+        )
+        zoomed_at: list[float] = []
+        pipe.hooks.on_frame = lambda _s, p=pipe, z=zoomed_at: z.append(p.stats.zoomed)
+        list(pipe.events())
+        runs[zoom] = (pipe.stats, zoomed_at)
+    stats, zoomed_at = runs[True]
+    assert zoomed_at[39] == 0  # the first 4 s (40 frames): empty plaza, nothing moves
+    assert stats.zoomed > 100  # the walkers are looked at closer
+    assert runs[False][0].zoomed == 0

@@ -61,7 +61,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "print", False):
         over["output"]["print"] = True
     if getattr(args, "no_motion", False):
-        over["motion"] = {"enabled": False}
+        over.setdefault("motion", {})["enabled"] = False
+    if getattr(args, "no_zoom", False):
+        over.setdefault("motion", {})["zoom"] = False
     data: dict[str, Any] = {k: v for k, v in over.items() if v}
     if getattr(args, "device_id", None):
         data["device_id"] = args.device_id
@@ -209,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true", help="pace files at their own frame rate")
     p.add_argument("--loop", action="store_true", help="replay a video file forever")
     p.add_argument("--no-motion", action="store_true", help="score every frame (no motion gating)")
+    p.add_argument(
+        "--no-zoom",
+        action="store_true",
+        help="score the whole frame only (no 2x crops around motion for distant people)",
+    )
     p.add_argument("--device-id", metavar="ID", help="device id in topics (default: hostname)")
     p.add_argument(
         "--state-dir",

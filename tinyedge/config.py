@@ -102,13 +102,15 @@ class OffloadConfig:
 
 @dataclass
 class MotionSection:
-    """Motion gating (see :mod:`tinyedge.motion`); on by default."""
+    """Motion gating and motion zoom (see :mod:`tinyedge.motion`); both on by default."""
 
     enabled: bool = True
     idle_every: int = 5
     pixel_threshold: int = 6
     min_cells: int = 1
     relearn_jump: int = 24
+    zoom: bool = True
+    zoom_windows: int = 2
 
 
 @dataclass

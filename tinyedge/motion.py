@@ -47,6 +47,8 @@ class MotionConfig:
     min_cells: int = 1  # cells that must change for "motion"
     background_shift: int = 4  # background learns 1/16 of the difference per frame
     relearn_jump: int = 24  # mean change (grey levels) treated as a lighting jump
+    zoom: bool = True  # also score up to zoom_windows 2x crops around where things move
+    zoom_windows: int = 2
 
     def __post_init__(self) -> None:
         if self.width < 4 or self.height < 4:
@@ -61,6 +63,8 @@ class MotionConfig:
             raise ValueError("motion background_shift must be 0-12")
         if not 1 <= self.relearn_jump <= 255:
             raise ValueError("motion relearn_jump must be 1-255")
+        if not 1 <= self.zoom_windows <= 8:
+            raise ValueError("motion zoom_windows must be 1-8")
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,55 @@ class GateStats:
     relearned: int
 
 
+class Thumbnail:
+    """A frame's integer thumbnail × 256 (int32, fixed point): each cell is the integer mean
+    of a grid of about 4×4 to 7×7 pixels spread evenly over the cell's area (sampling keeps
+    this at a few tens of µs even for 1080p; noise still averages out). Buffers are made
+    once per frame size and reused."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width, self.height = width, height
+        shape = (height, width)
+        self._acc = np.zeros(shape, dtype=np.uint16)
+        self._grid = np.zeros((1, 1, *shape), dtype=np.uint16)
+        self._stack = self._grid.reshape(1, *shape)
+        self._blocks = (1, 1, 1, 1)
+        self._samples = 1
+        self.frame_shape: tuple[int, ...] | None = None
+        self.cur = np.zeros(shape, dtype=np.int32)
+
+    def update(self, luma: npt.NDArray[np.uint8]) -> bool:
+        """Compute ``cur`` from ``luma``; True when the frame size changed (new geometry)."""
+        if luma.ndim != 2 or luma.dtype != np.uint8:
+            raise ValueError(f"expected a 2-D uint8 luma frame, got {luma.dtype} {luma.shape}")
+        h, w = self.height, self.width
+        replanned = self.frame_shape != luma.shape
+        if replanned:
+            self._plan(luma.shape)
+        by, bx, sy, sx = self._blocks
+        # The sampled pixels, gathered sample-major so the sum runs over whole thumbnails.
+        view = luma[: h * by, : w * bx].reshape(h, by, w, bx)[:, ::sy, :, ::sx]
+        np.copyto(self._grid, view.transpose(1, 3, 0, 2))
+        np.add.reduce(self._stack, axis=0, out=self._acc)
+        np.copyto(self.cur, self._acc)
+        np.left_shift(self.cur, _Q, out=self.cur)
+        np.floor_divide(self.cur, self._samples, out=self.cur)
+        return replanned
+
+    def _plan(self, shape: tuple[int, ...]) -> None:
+        h, w = self.height, self.width
+        if shape[0] < h or shape[1] < w:
+            raise ValueError(f"frame {shape[1]}×{shape[0]} is smaller than the motion thumbnail")
+        by, bx = shape[0] // h, shape[1] // w
+        sy, sx = max(1, by // 4), max(1, bx // 4)
+        self._blocks = (by, bx, sy, sx)
+        ny, nx = len(range(0, by, sy)), len(range(0, bx, sx))
+        self._samples = ny * nx  # at most 7 × 7, so the uint16 sums cannot overflow
+        self._grid = np.zeros((ny, nx, h, w), dtype=np.uint16)
+        self._stack = self._grid.reshape(ny * nx, h, w)
+        self.frame_shape = shape
+
+
 class MotionGate:
     """Decides per frame whether the model must run. Not thread-safe; one per camera."""
 
@@ -80,11 +133,8 @@ class MotionGate:
         self.config = config or MotionConfig()
         c = self.config
         shape = (c.height, c.width)
-        self._acc = np.zeros(shape, dtype=np.uint16)
-        self._grid = np.zeros((1, 1, *shape), dtype=np.uint16)
-        self._frame_shape: tuple[int, ...] | None = None
-        self._samples = 1
-        self._cur = np.zeros(shape, dtype=np.int32)
+        self._thumb = Thumbnail(c.width, c.height)
+        self._cur = self._thumb.cur
         self._bg = np.zeros(shape, dtype=np.int32)
         self._key = np.zeros(shape, dtype=np.int32)
         self._diff = np.zeros(shape, dtype=np.int32)
@@ -119,7 +169,8 @@ class MotionGate:
             self._primed = False
             self.inferred += 1
             return True
-        self._thumbnail(luma)
+        if self._thumb.update(luma):
+            self._primed = False
         if not self._primed:
             self._relearn()
             return self._infer()
@@ -138,38 +189,6 @@ class MotionGate:
             return self._infer()
         self._since += 1
         return False
-
-    def _thumbnail(self, luma: npt.NDArray[np.uint8]) -> None:
-        """self._cur = the frame's thumbnail × 256: each cell is the integer mean of a grid
-        of about 4×4 to 7×7 pixels spread evenly over the cell's area (sampling keeps this
-        at a few tens of µs even for 1080p; noise still averages out)."""
-        if luma.ndim != 2 or luma.dtype != np.uint8:
-            raise ValueError(f"expected a 2-D uint8 luma frame, got {luma.dtype} {luma.shape}")
-        h, w = self.config.height, self.config.width
-        if self._frame_shape != luma.shape:
-            self._plan(luma.shape)
-        by, bx, sy, sx = self._blocks
-        # The sampled pixels, gathered sample-major so the sum runs over whole thumbnails.
-        view = luma[: h * by, : w * bx].reshape(h, by, w, bx)[:, ::sy, :, ::sx]
-        np.copyto(self._grid, view.transpose(1, 3, 0, 2))
-        np.add.reduce(self._stack, axis=0, out=self._acc)
-        np.copyto(self._cur, self._acc)
-        np.left_shift(self._cur, _Q, out=self._cur)
-        np.floor_divide(self._cur, self._samples, out=self._cur)
-
-    def _plan(self, shape: tuple[int, ...]) -> None:
-        h, w = self.config.height, self.config.width
-        if shape[0] < h or shape[1] < w:
-            raise ValueError(f"frame {shape[1]}×{shape[0]} is smaller than the motion thumbnail")
-        by, bx = shape[0] // h, shape[1] // w
-        sy, sx = max(1, by // 4), max(1, bx // 4)
-        self._blocks = (by, bx, sy, sx)
-        ny, nx = len(range(0, by, sy)), len(range(0, bx, sx))
-        self._samples = ny * nx  # at most 7 × 7, so the uint16 sums cannot overflow
-        self._grid = np.zeros((ny, nx, h, w), dtype=np.uint16)
-        self._stack = self._grid.reshape(ny * nx, h, w)
-        self._frame_shape = shape
-        self._primed = False
 
     def _changed(self, ref: npt.NDArray[np.int32]) -> bool | None:
         """Whether enough cells differ from ``ref`` beyond the global shift; None on a jump."""
@@ -193,3 +212,111 @@ class MotionGate:
         self._since = 0
         self.inferred += 1
         return True
+
+
+class MotionZoom:
+    """Where to look closer: up to ``zoom_windows`` crops, each half the frame's short side
+    (a 2× zoom, with the model's aspect ratio), placed over the thumbnail cells that differ
+    most from a slow running background.
+
+    A person far from the camera is a few pixels tall once the whole frame is squeezed into
+    the model's input; a crop around what moves shows them at twice the size. The empty
+    scene costs nothing (no change, no crop), and every crop is scored by the same model, so
+    a crop can only add evidence where something actually moves. Not thread-safe.
+    """
+
+    def __init__(self, config: MotionConfig, model_hw: tuple[int, int]) -> None:
+        self.config = config
+        c = config
+        shape = (c.height, c.width)
+        self._model_hw = model_hw
+        self._thumb = Thumbnail(c.width, c.height)
+        self._bg = np.zeros(shape, dtype=np.int32)
+        self._diff = np.zeros(shape, dtype=np.int32)
+        self._step = np.zeros(shape, dtype=np.int32)
+        self._mask = np.zeros(shape, dtype=np.int32)
+        self._integral = np.zeros((c.height + 1, c.width + 1), dtype=np.int32)
+        self._threshold = c.pixel_threshold << _Q
+        self._jump = c.relearn_jump << _Q
+        # The gate's learning rate: a walker stays "changed", and the ghost of someone who
+        # left fades within a few seconds.
+        self._shift = c.background_shift
+        self._primed = False
+        self.crop_hw = (0, 0)
+        self._cells_hw = (1, 1)
+        self._cell_px = (1, 1)
+        self._sums = np.zeros((1, 1), dtype=np.int32)
+        self.windows_found = 0
+
+    def reset(self) -> None:
+        """Forget the scene (camera reopened); the next frame becomes the background."""
+        self._primed = False
+
+    def windows(self, luma: npt.NDArray[np.uint8]) -> list[tuple[int, int]]:
+        """Top-left corners (row, column) of the crops of size :attr:`crop_hw` to score."""
+        if self._thumb.update(luma) or not self._primed:
+            self._plan(luma.shape)
+            np.copyto(self._bg, self._thumb.cur)
+            self._primed = True
+            return []
+        cur, diff = self._thumb.cur, self._diff
+        np.subtract(cur, self._bg, out=diff)
+        np.subtract(cur, self._bg, out=self._step)
+        np.right_shift(self._step, self._shift, out=self._step)
+        np.add(self._bg, self._step, out=self._bg)
+        mean = int(diff.sum(dtype=np.int32)) // diff.size
+        if abs(mean) > self._jump:  # lighting jump: start again from this frame
+            np.copyto(self._bg, cur)
+            return []
+        np.subtract(diff, mean, out=diff)
+        np.abs(diff, out=diff)
+        np.greater(diff, self._threshold, out=self._mask, casting="unsafe")
+        found: list[tuple[int, int]] = []
+        for _ in range(self.config.zoom_windows):
+            spot = self._best_window()
+            if spot is None:
+                break
+            found.append(spot)
+        self.windows_found += len(found)
+        return found
+
+    def _plan(self, shape: tuple[int, ...]) -> None:
+        fh, fw = shape[0], shape[1]
+        mh, mw = self._model_hw
+        ch = min(fh, fw) // 2
+        cw = ch * mw // mh
+        if cw > fw:
+            cw, ch = fw, fw * mh // mw
+        self.crop_hw = (max(1, ch), max(1, cw))
+        c = self.config
+        cell_h, cell_w = fh // c.height, fw // c.width
+        self._cell_px = (cell_h, cell_w)
+        hc = min(c.height, max(1, -(-ch // cell_h)))
+        wc = min(c.width, max(1, -(-cw // cell_w)))
+        self._cells_hw = (hc, wc)
+        self._sums = np.zeros((c.height - hc + 1, c.width - wc + 1), dtype=np.int32)
+
+    def _best_window(self) -> tuple[int, int] | None:
+        """The crop covering the most changed cells (at least ``min_cells``), centred on
+        the changed cells inside it; those cells are then cleared for the next window."""
+        m, s = self._mask, self._integral
+        hc, wc = self._cells_hw
+        np.cumsum(m, axis=0, out=s[1:, 1:])
+        np.cumsum(s[1:, 1:], axis=1, out=s[1:, 1:])
+        sums = self._sums  # changed cells under each window position, from the integral
+        np.subtract(s[hc:, wc:], s[:-hc, wc:], out=sums)
+        np.subtract(sums, s[hc:, :-wc], out=sums)
+        np.add(sums, s[:-hc, :-wc], out=sums)
+        y, x = np.unravel_index(int(np.argmax(sums)), sums.shape)
+        if int(sums[y, x]) < self.config.min_cells:
+            return None
+        inside = m[y : y + hc, x : x + wc]
+        rows, cols = np.nonzero(inside)
+        cy = (y + float(rows.mean()) + 0.5) * self._cell_px[0]
+        cx = (x + float(cols.mean()) + 0.5) * self._cell_px[1]
+        inside[...] = 0
+        fh, fw = self._thumb.frame_shape or (0, 0)
+        ch, cw = self.crop_hw
+        top = int(min(max(cy - ch / 2, 0), fh - ch))
+        left = int(min(max(cx - cw / 2, 0), fw - cw))
+        return top, left

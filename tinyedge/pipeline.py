@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal, Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from .errors import SourceError
 from .events import EndReason, Event, EventConfig, VisitTracker
 from .model import PersonModel
-from .motion import MotionConfig, MotionGate
+from .motion import MotionConfig, MotionGate, MotionZoom
 from .preprocess import Fit, Preprocessor
 from .sources import Frame, SourceBase, open_source
 
@@ -55,7 +58,8 @@ class PrintSink:
 @dataclass
 class PipelineStats:
     frames: int = 0
-    inferences: int = 0
+    inferences: int = 0  # frames the model scored
+    zoomed: int = 0  # motion-zoom crops it scored besides
     events: int = 0
     seconds: float = 0.0
 
@@ -142,6 +146,9 @@ class Pipeline:
         self.offload_image = offload_image
         motion = motion if motion is not None else MotionConfig()
         self.motion = MotionGate(motion) if motion.enabled else None
+        spec = model.input_spec
+        self.zoom = MotionZoom(motion, (spec.height, spec.width)) if motion.zoom else None
+        self._zoom_pre = Preprocessor(spec, fit="stretch")  # crops already have its aspect
         self._stop = threading.Event()
         self._last_frame = time.monotonic()
         self._delay = self.recovery.first_delay
@@ -187,15 +194,20 @@ class Pipeline:
                 if self.camera_state != "ok":
                     log.warning("%s: camera is back", self.source.name)
                     self._camera("ok")
+                    # The scene may have changed while the camera was gone (moved, someone
+                    # walked up and stood still): re-learn it and score this frame.
                     if self.motion is not None:
-                        # The scene may have changed while the camera was gone (moved, someone
-                        # walked up and stood still): re-learn it and score this frame.
                         self.motion.reset()
+                    if self.zoom is not None:
+                        self.zoom.reset()
                     self._delay = self.recovery.first_delay
                 last_t = frame.t
-                if self._must_score(frame, score):
-                    score = self.model.score(self.preprocess(frame.luma))
-                    self.stats.inferences += 1
+                # The zoom watches every frame (its background must not depend on gating);
+                # a frame with somewhere to zoom into is always scored.
+                spots = self.zoom.windows(frame.luma) if self.zoom is not None else []
+                must = self._must_score(frame, score)  # the gate, too, sees every frame
+                if must or spots:
+                    score = self._score(frame.luma, spots)
                 self.stats.frames += 1
                 self._last_frame = time.monotonic()
                 if self.hooks.on_frame is not None:
@@ -209,6 +221,18 @@ class Pipeline:
         finally:
             self.source.close()
             self.stats.seconds = time.perf_counter() - started
+
+    def _score(self, luma: npt.NDArray[np.uint8], spots: list[tuple[int, int]]) -> float:
+        """The model's score for the whole frame, or for a motion-zoom crop when higher."""
+        score = self.model.score(self.preprocess(luma))
+        self.stats.inferences += 1
+        if self.zoom is not None:
+            ch, cw = self.zoom.crop_hw
+            for top, left in spots:
+                crop = luma[top : top + ch, left : left + cw]
+                score = max(score, self.model.score(self._zoom_pre(crop)))
+                self.stats.zoomed += 1
+        return score
 
     def _must_score(self, frame: Frame, last_score: float) -> bool:
         """Motion gating: a frame may skip the model only when no visit is open, the last
