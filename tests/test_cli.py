@@ -118,3 +118,30 @@ def test_evaluate_command(tmp_path):
     res = run_cli("evaluate", str(fixtures), "--model", str(MLPERF))
     assert res.returncode == 0 and "balanced accuracy" in res.stdout
     one_line_error(run_cli("evaluate", str(tmp_path)), 4, "no_person")
+
+
+def test_a_folder_of_images_smaller_than_the_motion_thumbnail_runs(tmp_path):
+    from PIL import Image
+
+    for i, level in enumerate((30, 200, 30)):
+        Image.new("L", (20, 16), level).save(tmp_path / f"{i}.png")
+    res = run_cli("detect", "--source", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_an_unexpected_error_is_one_line_and_exit_70(monkeypatch, capsys):
+    from tinyedge import cli
+
+    def broken(_args: object) -> int:
+        raise RuntimeError("something we did not foresee")
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["info"].set_defaults(func=broken)  # type: ignore[union-attr]
+    assert cli.main(["info"]) == 70
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "tinyedge: internal error: RuntimeError: something we did not foresee "
+        "(run with -v for the traceback, and please report it)"
+    ]

@@ -343,3 +343,13 @@ def test_pipeline_scores_zoom_crops_only_while_something_moves():
     assert zoomed_at[39] == 0  # the first 4 s (40 frames): empty plaza, nothing moves
     assert stats.zoomed > 100  # the walkers are looked at closer
     assert runs[False][0].zoomed == 0
+
+
+def test_frames_smaller_than_the_thumbnail_are_scored_not_gated_or_zoomed():
+    tiny = np.full((16, 20), 128, dtype=np.uint8)
+    gate, zoom = MotionGate(), MotionZoom(MotionConfig(), (96, 96))
+    assert all(gate.should_infer(tiny) for _ in range(5))
+    assert all(zoom.windows(tiny) == [] for _ in range(5))
+    # and a camera that switches back to a normal size works as before
+    assert zoom.windows(scene()) == []
+    assert len(zoom.windows(figure_at(scene(), 200, 300))) == 1

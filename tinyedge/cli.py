@@ -291,6 +291,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `tinyedge ... | head`: the reader left; not an error
         sys.stderr.close()
         return 0
+    except Exception as exc:  # a bug of ours: one line, the traceback only with -v
+        if getattr(args, "verbose", 0):
+            logging.getLogger("tinyedge").exception("internal error")
+        print(
+            f"tinyedge: internal error: {type(exc).__name__}: {exc} "
+            "(run with -v for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 70  # EX_SOFTWARE
 
 
 if __name__ == "__main__":

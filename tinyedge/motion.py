@@ -94,6 +94,10 @@ class Thumbnail:
         self.frame_shape: tuple[int, ...] | None = None
         self.cur = np.zeros(shape, dtype=np.int32)
 
+    def fits(self, luma: npt.NDArray[np.uint8]) -> bool:
+        """Whether the frame is at least the thumbnail's size (else nothing can be compared)."""
+        return luma.ndim == 2 and luma.shape[0] >= self.height and luma.shape[1] >= self.width
+
     def update(self, luma: npt.NDArray[np.uint8]) -> bool:
         """Compute ``cur`` from ``luma``; True when the frame size changed (new geometry)."""
         if luma.ndim != 2 or luma.dtype != np.uint8:
@@ -165,7 +169,7 @@ class MotionGate:
         re-learns it from the next frame that is not required (which it also scores).
         """
         self.frames += 1
-        if required:
+        if required or not self._thumb.fits(luma):  # a tiny frame: no gating, just score it
             self._primed = False
             self.inferred += 1
             return True
@@ -254,6 +258,9 @@ class MotionZoom:
 
     def windows(self, luma: npt.NDArray[np.uint8]) -> list[tuple[int, int]]:
         """Top-left corners (row, column) of the crops of size :attr:`crop_hw` to score."""
+        if not self._thumb.fits(luma):  # smaller than the thumbnail: nothing to zoom into
+            self._primed = False
+            return []
         if self._thumb.update(luma) or not self._primed:
             self._plan(luma.shape)
             np.copyto(self._bg, self._thumb.cur)
