@@ -31,7 +31,11 @@ def detector(service: Served, tmp_path, *extra: str) -> subprocess.Popen[str]:
     token = tmp_path / "offload-token"
     token.write_text(service.token)
     cfg = tmp_path / "device.toml"
+    # The local model must not start visits on its own here, so that a start shows the edge
+    # decided: whole frames only (no zoom) and a local on-threshold no score of it reaches
+    # over several frames; the edge's "person" still counts (it maps to the on-threshold).
     cfg.write_text(
+        "[events]\non_threshold = 0.99\n"
         "[offload]\nenabled = true\n"
         f'url = "{service.base_url}"\ntoken_file = "{token}"\n'
         "band_low = 0.0\nband_high = 1.0\nmax_per_minute = 6000\ntimeout = 2.0\n"
@@ -39,7 +43,7 @@ def detector(service: Served, tmp_path, *extra: str) -> subprocess.Popen[str]:
     )
     return subprocess.Popen(
         [sys.executable, "-m", "tinyedge", "detect", "--source", str(CLIP), "--realtime",
-         "--config", str(cfg), "-v", *extra],
+         "--config", str(cfg), "--no-zoom", "-v", *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
     )  # fmt: skip
 
