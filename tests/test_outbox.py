@@ -58,3 +58,40 @@ def test_wal_mode(tmp_path):
     Outbox(tmp_path / "o.db").close()
     with sqlite3.connect(tmp_path / "o.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_second_process_cannot_share_an_outbox(tmp_path):
+    """Two detectors on one state directory would send and acknowledge each other's
+    messages (the first one's counts went negative when that happened): the second one is
+    refused, with the key to change, until the first lets go."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from tinyedge.errors import ConfigError
+
+    first = Outbox(tmp_path / "outbox.db")
+    probe = (
+        "import sys; from tinyedge.outbox import Outbox; from tinyedge.errors import ConfigError\n"
+        "try:\n    Outbox(sys.argv[1]).close(); print('opened')\n"
+        "except ConfigError as e:\n    print(e)\n"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "outbox.db")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "in use by another tinyedge process" in other.stdout, other.stderr
+    assert "state_dir" in other.stdout
+    with pytest.raises(ConfigError):  # in this process too
+        Outbox(tmp_path / "outbox.db")
+    first.close()
+    again = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "outbox.db")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert again.stdout.strip() == "opened", again.stderr

@@ -10,6 +10,7 @@ A corrupt file is moved aside with a warning and a fresh outbox is started.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sqlite3
@@ -17,6 +18,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,7 @@ class Outbox:
         self._lock = threading.Lock()
         self._warned_over = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = self._take_lock()
         try:
             self._db = self._open()
         except sqlite3.DatabaseError as exc:
@@ -89,6 +93,22 @@ class Outbox:
         self._count, self._bytes = self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox"
         ).fetchone()
+
+    def _take_lock(self) -> int:
+        """One process per outbox: a second detector on the same state directory would send
+        (and acknowledge) the first one's messages. The lock goes with the process."""
+        lock_path = self.path.with_name(f"{self.path.name}.lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ConfigError(
+                "state_dir",
+                f"{self.path.parent} is in use by another tinyedge process; "
+                "give each detector its own state_dir (--state-dir)",
+            ) from None
+        return fd
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -177,3 +197,6 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)  # closing the descriptor releases the lock
+                self._lock_fd = -1
