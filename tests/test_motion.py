@@ -182,13 +182,11 @@ def test_gating_changes_no_event_on_the_clip(model_path):
     on, gated = _events(model, MotionConfig())
     assert plain.stats.inferences == plain.stats.frames == 300
     assert on == off
-    if model_path == MLPERF:
-        # This model sees the walkers (a visit to keep) and calls the empty plaza empty, so
-        # the gate skips frames there without dropping the visit. (The shipped model does not
-        # see the walkers yet, see tests/test_e2e.py; for it the test checks that no event
-        # changes.)
-        assert [k[0] for k in on].count("start") >= 1
-        assert gated.stats.inferences < gated.stats.frames
+    # Both models see the walkers (with motion zoom, on by default): there is a visit to
+    # keep, and the gate still skips frames of the empty plaza before it.
+    assert [k[0] for k in on].count("start") >= 1
+    assert [k[0] for k in on].count("end") >= 1
+    assert gated.stats.inferences < gated.stats.frames
 
 
 def test_gating_is_on_by_default(plain_model):
