@@ -5,14 +5,19 @@ pipeline, 1 thread). The HOG people detector (``cv2.HOGDescriptor_getDefaultPeop
 scores a photo by its strongest detection weight (0 when it finds nothing) on the luma image
 scaled to at most 640 px; its operating point is "any detection".
 
-    python scripts/benchmark.py --images /work/cache/dataset/test_images \
-        [--peers /work/shared/peers] [--json out.json]
+    python scripts/benchmark.py --images "$TINYEDGE_CACHE/dataset_v5/test_images_heldout" \
+        [--peers DIR] [--json out.json]
+
+``--images`` defaults to ``$TINYEDGE_CACHE/dataset_v5/test_images`` (``$TINYEDGE_CACHE`` defaults
+to ``~/.cache/tinyedge``); ``--peers`` to ``$TINYEDGE_PEERS``, else ``/work/shared/peers`` (where
+this project keeps the peer models; they are never shipped).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -91,9 +96,12 @@ def model_row(name: str, path: Path | None, images: Path) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--images", type=Path, default=Path("/work/cache/dataset/test_images"))
+    cache = Path(os.environ.get("TINYEDGE_CACHE", Path.home() / ".cache" / "tinyedge"))
+    ap.add_argument("--images", type=Path, default=cache / "dataset_v5" / "test_images")
     ap.add_argument("--model", type=Path, default=None, help="default: the shipped model")
-    ap.add_argument("--peers", type=Path, default=Path("/work/shared/peers"))
+    ap.add_argument(
+        "--peers", type=Path, default=Path(os.environ.get("TINYEDGE_PEERS", "/work/shared/peers"))
+    )
     ap.add_argument("--no-hog", action="store_true")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--json", type=Path, default=None)

@@ -6,8 +6,11 @@ the int8 tensor ``pixel ^ 0x80`` back to the same value). Training uses hard lab
 sources/teacher blended with the teacher's soft person score (distillation), per-source and
 per-class re-weighting, and light photometric/geometric augmentation.
 
-    python scripts/train.py --data /work/cache/dataset --out /work/cache/train/run1 \
+    python scripts/train.py --data "$TINYEDGE_CACHE/dataset_v5" --out "$TINYEDGE_CACHE/train/run1" \
         [--size 128] [--width 1.0] [--epochs 14]
+
+Default paths follow ``$TINYEDGE_CACHE`` (else ``~/.cache/tinyedge``): data
+``$TINYEDGE_DATASET`` or ``CACHE/dataset_v5``, output ``CACHE/train/run``.
 
 Writes ``model.keras``, ``history.json`` and ``summary.json`` (params, val metrics) to --out.
 """
@@ -25,6 +28,11 @@ from pathlib import Path
 import numpy as np
 
 SEED = 20261125
+
+
+def cache_root() -> Path:
+    """$TINYEDGE_CACHE, else ~/.cache/tinyedge."""
+    return Path(os.environ.get("TINYEDGE_CACHE", Path.home() / ".cache" / "tinyedge"))
 
 
 def set_seeds(seed: int = SEED) -> None:
@@ -165,8 +173,11 @@ def balanced_accuracy(y: np.ndarray, s: np.ndarray, thr: float = 0.5) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=Path("/work/cache/dataset"))
-    ap.add_argument("--out", type=Path, default=Path("/work/cache/train/run"))
+    cache = cache_root()
+    ap.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v5"))
+    )
+    ap.add_argument("--out", type=Path, default=cache / "train" / "run")
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--width", type=float, default=1.0)
     ap.add_argument("--channels", type=str, default="", help="comma list of 8 channel counts")
