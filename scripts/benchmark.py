@@ -32,8 +32,11 @@ from tinyedge.evaluate import (  # noqa: E402
     find_images,
     format_report,
     load_luma,
+    operating_threshold,
     roc_auc,
+    score_images,
 )
+from tinyedge.model import PersonModel  # noqa: E402
 
 
 def hog_scores(images: list[tuple[Path, int]]) -> tuple[np.ndarray, np.ndarray, float]:
@@ -94,6 +97,29 @@ def model_row(name: str, path: Path | None, images: Path) -> dict[str, object]:
     }
 
 
+def by_source(models: dict[str, Path | None], images_dir: Path) -> None:
+    """Per-source rates (recall on person/, specificity on no_person/) at each model's own
+    threshold; a source is the folder a photo sits in (``<class>/<source>/``)."""
+    images = find_images(images_dir)
+    groups = sorted({(label, path.parent.name) for path, label in images})
+    header = " | ".join(models)
+    print(f"\n| class / source | n | {header} |")
+    print("|---|---|" + "---|" * len(models))
+    rates: dict[str, dict[tuple[int, str], float]] = {}
+    for name, path in models.items():
+        model = PersonModel(path)
+        thr, _ = operating_threshold(model)
+        _, scores, _, _ = score_images(model, images)
+        hit: dict[tuple[int, str], list[bool]] = {}
+        for (img, label), s in zip(images, scores, strict=True):
+            hit.setdefault((label, img.parent.name), []).append((s >= thr) == bool(label))
+        rates[name] = {k: float(np.mean(v)) for k, v in hit.items()}
+    for label, source in groups:
+        n = sum(1 for p, lab in images if lab == label and p.parent.name == source)
+        cells = " | ".join(f"{100 * rates[m][(label, source)]:.0f} %" for m in models)
+        print(f"| {'person' if label else 'no_person'} / {source} | {n} | {cells} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     cache = Path(os.environ.get("TINYEDGE_CACHE", Path.home() / ".cache" / "tinyedge"))
@@ -105,7 +131,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-hog", action="store_true")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--by-source",
+        nargs="*",
+        type=Path,
+        default=None,
+        metavar="MODEL",
+        help="only print per-source rates for these models (default: the shipped model)",
+    )
     args = ap.parse_args(argv)
+    if args.by_source is not None:
+        paths = args.by_source or [None]
+        by_source({f"{p.parent.name}/{p.stem}" if p else "shipped": p for p in paths}, args.images)
+        return 0
 
     rows = [model_row("tinyedge person_int8", args.model, args.images)]
     peers = {

@@ -57,6 +57,7 @@ from composites import Cutout, coco_cutouts, composite, instance_cutouts
 from tinyedge.preprocess import luma_from_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
+SOURCE_INDEX: dict[str, int] = {}  # source name -> index in the npz ``src`` arrays
 SIZE = 128
 TEACHER_SIZE = 512
 PERSON_SCORE = 0.35  # teacher score for a person box
@@ -84,6 +85,7 @@ class Item:
     crops: int = 2  # random crops besides the full frame
     cutouts: Callable[[np.ndarray], list[Cutout]] | None = None  # people to paste elsewhere
     heldout: bool = False  # a source-disjoint held-out photo: never in train/val/test npz
+    neg_crops: int = 0  # person-free crops to cut from a person photo (same look, no person)
 
 
 @dataclass
@@ -232,7 +234,9 @@ def coco128(mirrors: Path, scale: float) -> Iterator[Item]:
         def cut(luma: np.ndarray, seg: str = seg) -> list[Cutout]:
             return coco_cutouts(luma, (blobs.read(seg) or b"").decode())
 
-        yield Item("coco128", p, blob_loader(blobs, p), gt_boxes=boxes, crops=10, cutouts=cut)
+        yield Item(
+            "coco128", p, blob_loader(blobs, p), gt_boxes=boxes, crops=10, cutouts=cut, neg_crops=3
+        )
 
 
 def helmets(mirrors: Path, scale: float) -> Iterator[Item]:
@@ -297,7 +301,7 @@ def pets(mirrors: Path, scale: float) -> Iterator[Item]:
         if p.startswith(("PetImages/Cat/", "PetImages/Dog/")) and p.lower().endswith(".jpg")
     ]
     for p in sample(jpgs, int(8000 * scale), "pets"):
-        yield Item("pets", p, blob_loader(blobs, p), crops=1)
+        yield Item("pets", p, blob_loader(blobs, p), crops=1, neg_crops=1)
 
 
 def clothing(mirrors: Path, scale: float) -> Iterator[Item]:
@@ -390,8 +394,8 @@ def har(mirrors: Path, scale: float) -> Iterator[Item]:
     confirmed by the teacher (photos where it finds nobody are dropped, not negatives)."""
     blobs = GitBlobs(git_dir_for(mirrors, "umareddy123/Human_activity_recognition"))
     imgs = [p for p in blobs.paths() if p.startswith(("train/", "test/")) and p.endswith(".jpg")]
-    for p in sample(imgs, int(7000 * scale), "har"):
-        yield Item("har", p, blob_loader(blobs, p), prior="person_checked", crops=2)
+    for p in sample(imgs, int(14000 * scale), "har"):
+        yield Item("har", p, blob_loader(blobs, p), prior="person_checked", crops=2, neg_crops=2)
 
 
 def sun_scenes(mirrors: Path, scale: float, skip: set[str]) -> Iterator[Item]:
@@ -412,7 +416,7 @@ def sun_scenes(mirrors: Path, scale: float, skip: set[str]) -> Iterator[Item]:
             if parts[0] in HELDOUT_SCENES or ids[p] in seen or ids[p] in skip:
                 continue
             seen.add(ids[p])
-            yield Item("sun_scenes", ids[p], blob_loader(blobs, p), crops=3)
+            yield Item("sun_scenes", ids[p], blob_loader(blobs, p), crops=3, neg_crops=2)
 
 
 def cctv_videos(mirrors: Path, scale: float) -> Iterator[Item]:
@@ -443,14 +447,32 @@ def cctv_videos(mirrors: Path, scale: float) -> Iterator[Item]:
                 for index in range(0, n, max(1, n // 12)):
                     im.seek(index)
                     frame = np.asarray(im.convert("RGB")).copy()
-                    yield Item("cctv", f"{p}#{index}", lambda f=frame: f, split="train", crops=2)
+                    yield Item(
+                        "cctv",
+                        f"{p}#{index}",
+                        lambda f=frame: f,
+                        split="train",
+                        crops=2,
+                        neg_crops=2,
+                    )
             continue
         cap = cv2.VideoCapture(str(local))
         total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or 1
         cap.release()
         for index, rgb in video_frames(local, max(1, total // 60)):
             frame = rgb.copy()
-            yield Item("cctv", f"{p}#{index}", lambda f=frame: f, split="train", crops=2)
+            yield Item(
+                "cctv", f"{p}#{index}", lambda f=frame: f, split="train", crops=2, neg_crops=2
+            )
+
+
+def weather(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Outdoor weather photos (a DPhi hackathon set: cloudy, foggy, rainy, snowy, sunny
+    streets and landscapes), teacher-labelled."""
+    blobs = GitBlobs(git_dir_for(mirrors, "shubhankarm01/Weather-image-classification"))
+    for p in blobs.paths():
+        if p.startswith(("train/", "test/")) and p.lower().endswith(IMAGE_EXT):
+            yield Item("weather", p, blob_loader(blobs, p), crops=2, neg_crops=2)
 
 
 def misc_scenes(mirrors: Path, scale: float) -> Iterator[Item]:
@@ -470,7 +492,9 @@ def misc_scenes(mirrors: Path, scale: float) -> Iterator[Item]:
             continue
         for p in blobs.paths():
             if p.startswith(prefixes) and p.lower().endswith(IMAGE_EXT):
-                yield Item("misc_scenes", f"{repo}:{p}", blob_loader(blobs, p), crops=3)
+                yield Item(
+                    "misc_scenes", f"{repo}:{p}", blob_loader(blobs, p), crops=3, neg_crops=2
+                )
 
 
 # Held-out sources: whole sources that training never sees (test_images_heldout/).
@@ -599,8 +623,9 @@ def crop_label(crop: Box, strong: list[Box], weak: list[Box]) -> int | None:
     return 0
 
 
-def random_crop(rng: np.random.Generator) -> Box:
-    s = float(np.sqrt(rng.uniform(0.15, 0.8)))
+def random_crop(rng: np.random.Generator, lo: float = 0.15, hi: float = 0.8) -> Box:
+    """A random box covering lo..hi of the image area, aspect jittered."""
+    s = float(np.sqrt(rng.uniform(lo, hi)))
     ar = float(np.exp(rng.uniform(-0.4, 0.4)))
     w, h = min(1.0, s * ar), min(1.0, s / ar)
     x, y = rng.uniform(0, 1 - w), rng.uniform(0, 1 - h)
@@ -676,6 +701,7 @@ def all_items(mirrors: Path, cache: Path, scale: float) -> tuple[list[Item], dic
         ("har", lambda: har(mirrors, scale)),
         ("sun_scenes", lambda: sun_scenes(mirrors, scale, heldout_blobs(mirrors))),
         ("cctv", lambda: cctv_videos(mirrors, scale)),
+        ("weather", lambda: weather(mirrors, scale)),
         ("misc_scenes", lambda: misc_scenes(mirrors, scale)),
         # source-disjoint held-out set (test_images_heldout/), never in the npz files
         ("sports", lambda: heldout_sports(mirrors, scale)),
@@ -704,8 +730,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--out",
         type=Path,
-        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v5")),
-        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v5)",
+        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v6")),
+        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v6)",
     )
     ap.add_argument(
         "--cache",
@@ -759,6 +785,7 @@ def main(argv: list[str] | None = None) -> int:
     items, missing = all_items(args.mirrors, args.cache, args.limit_scale)
     sources = sorted({it.source for it in items} | {"composites"})
     src_index = {s: i for i, s in enumerate(sources)}
+    SOURCE_INDEX.update(src_index)
     rng = np.random.default_rng(RNG_SEED)
     shards: dict[str, dict[str, list]] = {
         s: {"x": [], "y": [], "soft": [], "src": []} for s in ("train", "val", "test")
@@ -833,6 +860,8 @@ def main(argv: list[str] | None = None) -> int:
                 crop_soft = soft if lab else 0.0
                 add(shards[split], gray_crop(luma, box), lab, crop_soft, src_index[item.source])
                 counts[f"crops/{split}/{'person' if lab else 'no_person'}"] += 1
+            if label == 1 and item.neg_crops:
+                add_background_crops(shards[split], item, luma, strong, weak, rng, counts, split)
         progress(len(items), len(items), start, "done")
     sys.stderr.write("\n")
     if cutouts and backgrounds:
@@ -858,6 +887,30 @@ def main(argv: list[str] | None = None) -> int:
         y = np.array(sh["y"])
         print(f"{split}: {len(y)} samples, {int(y.sum())} person, {int((1 - y).sum())} no_person")
     return 0
+
+
+def add_background_crops(
+    shard: dict[str, list],
+    item: Item,
+    luma: np.ndarray,
+    strong: list[Box],
+    weak: list[Box],
+    rng: np.random.Generator,
+    counts: Counter[str],
+    split: str,
+) -> None:
+    """Person-free crops of a person photo: the same camera, light and style without the
+    person, so that "this kind of photo" cannot stand in for "a person is there"."""
+    found = 0
+    for _ in range(12 * item.neg_crops):
+        box = random_crop(rng, 0.06, 0.4)  # smaller than the usual crops: beside the people
+        if crop_label(box, strong, weak) != 0:
+            continue
+        add(shard, gray_crop(luma, box), 0, 0.0, SOURCE_INDEX[item.source])
+        counts[f"background_crops/{split}/no_person"] += 1
+        found += 1
+        if found == item.neg_crops:
+            return
 
 
 def previous_teacher_output(path: Path) -> dict[tuple[str, str], list[tuple[float, Box]]]:
