@@ -5,14 +5,19 @@ pipeline, 1 thread). The HOG people detector (``cv2.HOGDescriptor_getDefaultPeop
 scores a photo by its strongest detection weight (0 when it finds nothing) on the luma image
 scaled to at most 640 px; its operating point is "any detection".
 
-    python scripts/benchmark.py --images /work/cache/dataset/test_images \
-        [--peers /work/shared/peers] [--json out.json]
+    python scripts/benchmark.py --images "$TINYEDGE_CACHE/dataset_v7/test_images_heldout" \
+        [--peers DIR] [--json out.json]
+
+``--images`` defaults to ``$TINYEDGE_CACHE/dataset_v7/test_images`` (``$TINYEDGE_CACHE`` defaults
+to ``~/.cache/tinyedge``); ``--peers`` to ``$TINYEDGE_PEERS``, else ``/work/shared/peers`` (where
+this project keeps the peer models; they are never shipped).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,8 +32,11 @@ from tinyedge.evaluate import (  # noqa: E402
     find_images,
     format_report,
     load_luma,
+    operating_threshold,
     roc_auc,
+    score_images,
 )
+from tinyedge.model import PersonModel  # noqa: E402
 
 
 def hog_scores(images: list[tuple[Path, int]]) -> tuple[np.ndarray, np.ndarray, float]:
@@ -89,15 +97,53 @@ def model_row(name: str, path: Path | None, images: Path) -> dict[str, object]:
     }
 
 
+def by_source(models: dict[str, Path | None], images_dir: Path) -> None:
+    """Per-source rates (recall on person/, specificity on no_person/) at each model's own
+    threshold; a source is the folder a photo sits in (``<class>/<source>/``)."""
+    images = find_images(images_dir)
+    groups = sorted({(label, path.parent.name) for path, label in images})
+    header = " | ".join(models)
+    print(f"\n| class / source | n | {header} |")
+    print("|---|---|" + "---|" * len(models))
+    rates: dict[str, dict[tuple[int, str], float]] = {}
+    for name, path in models.items():
+        model = PersonModel(path)
+        thr, _ = operating_threshold(model)
+        _, scores, _, _ = score_images(model, images)
+        hit: dict[tuple[int, str], list[bool]] = {}
+        for (img, label), s in zip(images, scores, strict=True):
+            hit.setdefault((label, img.parent.name), []).append((s >= thr) == bool(label))
+        rates[name] = {k: float(np.mean(v)) for k, v in hit.items()}
+    for label, source in groups:
+        n = sum(1 for p, lab in images if lab == label and p.parent.name == source)
+        cells = " | ".join(f"{100 * rates[m][(label, source)]:.0f} %" for m in models)
+        print(f"| {'person' if label else 'no_person'} / {source} | {n} | {cells} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--images", type=Path, default=Path("/work/cache/dataset/test_images"))
+    cache = Path(os.environ.get("TINYEDGE_CACHE", Path.home() / ".cache" / "tinyedge"))
+    ap.add_argument("--images", type=Path, default=cache / "dataset_v7" / "test_images")
     ap.add_argument("--model", type=Path, default=None, help="default: the shipped model")
-    ap.add_argument("--peers", type=Path, default=Path("/work/shared/peers"))
+    ap.add_argument(
+        "--peers", type=Path, default=Path(os.environ.get("TINYEDGE_PEERS", "/work/shared/peers"))
+    )
     ap.add_argument("--no-hog", action="store_true")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--by-source",
+        nargs="*",
+        type=Path,
+        default=None,
+        metavar="MODEL",
+        help="only print per-source rates for these models (default: the shipped model)",
+    )
     args = ap.parse_args(argv)
+    if args.by_source is not None:
+        paths = args.by_source or [None]
+        by_source({f"{p.parent.name}/{p.stem}" if p else "shipped": p for p in paths}, args.images)
+        return 0
 
     rows = [model_row("tinyedge person_int8", args.model, args.images)]
     peers = {

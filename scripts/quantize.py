@@ -7,7 +7,10 @@
 * ``person_int8.json`` sidecar: name, version, labels, input spec, thresholds calibrated on
   the validation split (through the int8 model), sha256, training summary, dataset counts.
 
-    python scripts/quantize.py --model /work/cache/train/run/model.keras
+    python scripts/quantize.py --model "$TINYEDGE_CACHE/train/run/model.keras" \
+        --data "$TINYEDGE_CACHE/dataset_v7"
+
+Default paths follow ``$TINYEDGE_CACHE`` (else ``~/.cache/tinyedge``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -109,9 +113,12 @@ def calibrate(y: np.ndarray, s: np.ndarray) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", type=Path, default=Path("/work/cache/train/run/model.keras"))
-    ap.add_argument("--data", type=Path, default=Path("/work/cache/dataset"))
-    ap.add_argument("--cache", type=Path, default=Path("/work/cache/models"))
+    cache = Path(os.environ.get("TINYEDGE_CACHE", Path.home() / ".cache" / "tinyedge"))
+    ap.add_argument("--model", type=Path, default=cache / "train" / "run" / "model.keras")
+    ap.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v7"))
+    )
+    ap.add_argument("--cache", type=Path, default=cache / "models", help="fp32/int16x8 exports")
     ap.add_argument("--ship", type=Path, default=ROOT / "tinyedge/models/person_int8.tflite")
     ap.add_argument("--version", default="0.1.0")
     args = ap.parse_args(argv)

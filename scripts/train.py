@@ -6,8 +6,11 @@ the int8 tensor ``pixel ^ 0x80`` back to the same value). Training uses hard lab
 sources/teacher blended with the teacher's soft person score (distillation), per-source and
 per-class re-weighting, and light photometric/geometric augmentation.
 
-    python scripts/train.py --data /work/cache/dataset --out /work/cache/train/run1 \
+    python scripts/train.py --data "$TINYEDGE_CACHE/dataset_v7" --out "$TINYEDGE_CACHE/train/run1" \
         [--size 128] [--width 1.0] [--epochs 14]
+
+Default paths follow ``$TINYEDGE_CACHE`` (else ``~/.cache/tinyedge``): data
+``$TINYEDGE_DATASET`` or ``CACHE/dataset_v7``, output ``CACHE/train/run``.
 
 Writes ``model.keras``, ``history.json`` and ``summary.json`` (params, val metrics) to --out.
 """
@@ -25,6 +28,11 @@ from pathlib import Path
 import numpy as np
 
 SEED = 20261125
+
+
+def cache_root() -> Path:
+    """$TINYEDGE_CACHE, else ~/.cache/tinyedge."""
+    return Path(os.environ.get("TINYEDGE_CACHE", Path.home() / ".cache" / "tinyedge"))
 
 
 def set_seeds(seed: int = SEED) -> None:
@@ -52,13 +60,17 @@ def resize_all(x: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def sample_weights(y: np.ndarray, src: np.ndarray) -> np.ndarray:
-    """Each (source, class) group weighs ~sqrt(n); both classes carry equal total weight."""
+def sample_weights(
+    y: np.ndarray, src: np.ndarray, boost: dict[int, float] | None = None
+) -> np.ndarray:
+    """Each (source, class) group weighs ~sqrt(n) (times ``boost[source]``); both classes
+    carry equal total weight."""
     w = np.zeros(len(y), np.float32)
+    boost = boost or {}
     for cls in (0, 1):
         for s in np.unique(src[y == cls]):
             m = (y == cls) & (src == s)
-            w[m] = 1.0 / np.sqrt(m.sum())
+            w[m] = boost.get(int(s), 1.0) / np.sqrt(m.sum())
         total = w[y == cls].sum()
         if total > 0:
             w[y == cls] *= 0.5 * len(y) / total
@@ -122,7 +134,13 @@ def augment(x, training_seed: int):
     return tf.clip_by_value(x, 0.0, 1.0)
 
 
-def make_dataset(d: dict[str, np.ndarray], batch: int, train: bool, soft_mix: float):
+def make_dataset(
+    d: dict[str, np.ndarray],
+    batch: int,
+    train: bool,
+    soft_mix: float,
+    boost: dict[int, float] | None = None,
+):
     import tensorflow as tf
 
     y = d["y"].astype(np.float32)
@@ -130,7 +148,7 @@ def make_dataset(d: dict[str, np.ndarray], batch: int, train: bool, soft_mix: fl
     if soft_mix > 0:  # person samples the teacher doubts get a softer target
         target = np.where(y > 0, np.maximum(target, 0.6), target)
     t2 = np.stack([1.0 - target, target], axis=1).astype(np.float32)
-    w = sample_weights(d["y"], d["src"]) if train else np.ones(len(y), np.float32)
+    w = sample_weights(d["y"], d["src"], boost) if train else np.ones(len(y), np.float32)
     ds = tf.data.Dataset.from_tensor_slices((d["x"][..., None], t2, w))
     if train:
         ds = ds.shuffle(len(y), seed=SEED, reshuffle_each_iteration=True)
@@ -165,8 +183,11 @@ def balanced_accuracy(y: np.ndarray, s: np.ndarray, thr: float = 0.5) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=Path("/work/cache/dataset"))
-    ap.add_argument("--out", type=Path, default=Path("/work/cache/train/run"))
+    cache = cache_root()
+    ap.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v7"))
+    )
+    ap.add_argument("--out", type=Path, default=cache / "train" / "run")
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--width", type=float, default=1.0)
     ap.add_argument("--channels", type=str, default="", help="comma list of 8 channel counts")
@@ -178,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--init", type=Path, default=None, help="start from this model's weights")
     ap.add_argument("--max-train", type=int, default=0, help="subsample train (quick runs)")
+    ap.add_argument(
+        "--source-weight",
+        default="",
+        help="comma list SOURCE=FACTOR multiplying a source's weight, e.g. har=2,sun_scenes=2",
+    )
     args = ap.parse_args(argv)
 
     set_seeds()
@@ -197,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
+    sources = json.loads((args.data / "manifest.json").read_text())["sources"]
+    boost = {}
+    for item in filter(None, args.source_weight.split(",")):
+        name, factor = item.split("=")
+        boost[sources.index(name)] = float(factor)
     channels = [int(c) for c in args.channels.split(",")] if args.channels else None
     strides = [int(c) for c in args.strides.split(",")] if args.strides else None
     model = build_model(args.size, args.width, channels, strides)
@@ -215,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     start = time.time()
     hist = model.fit(
-        make_dataset(train, args.batch, True, args.soft_mix),
+        make_dataset(train, args.batch, True, args.soft_mix, boost),
         validation_data=make_dataset(val, 256, False, 0.0),
         epochs=args.epochs,
         verbose=1,
@@ -230,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         "strides": strides,
         "epochs": args.epochs,
         "soft_mix": args.soft_mix,
+        "source_weight": args.source_weight,
         "init": str(args.init) if args.init else None,
         "lr": args.lr,
         "train_samples": len(train["y"]),
