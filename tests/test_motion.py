@@ -351,3 +351,22 @@ def test_frames_smaller_than_the_thumbnail_are_scored_not_gated_or_zoomed():
     # and a camera that switches back to a normal size works as before
     assert zoom.windows(scene()) == []
     assert len(zoom.windows(figure_at(scene(), 200, 300))) == 1
+
+
+def test_a_gate_sharing_the_zoom_thumbnail_decides_as_one_with_its_own():
+    """With zoom and gating both on, each frame is thumbnailed once (by the zoom) and the
+    gate reads that thumbnail: its decisions must be the ones it makes on its own."""
+    zoom = MotionZoom(MotionConfig(), (128, 128))
+    shared, alone = MotionGate(MotionConfig(), zoom.thumbnail), MotionGate(MotionConfig())
+    frames = [f.luma.copy() for f in open_source(source=str(CLIP))]
+    got, want = [], []
+    for i, luma in enumerate(frames):
+        required = 150 <= i < 170  # a stretch where the caller scores anyway
+        zoom.windows(luma)
+        got.append(shared.should_infer(luma, required))
+        want.append(alone.should_infer(luma, required))
+    assert got == want
+    assert not all(got)  # the gate did skip frames
+    pipe = Pipeline(open_source(source=str(CLIP)), PersonModel(MLPERF))
+    assert pipe.motion is not None and pipe.zoom is not None
+    assert pipe.motion._thumb is pipe.zoom.thumbnail

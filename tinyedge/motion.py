@@ -133,11 +133,19 @@ class Thumbnail:
 class MotionGate:
     """Decides per frame whether the model must run. Not thread-safe; one per camera."""
 
-    def __init__(self, config: MotionConfig | None = None) -> None:
+    def __init__(
+        self, config: MotionConfig | None = None, thumbnail: Thumbnail | None = None
+    ) -> None:
+        """``thumbnail``: share one that its owner (a :class:`MotionZoom`) updates with each
+        frame before :meth:`should_infer` is called, so a frame is thumbnailed once."""
         self.config = config or MotionConfig()
         c = self.config
         shape = (c.height, c.width)
-        self._thumb = Thumbnail(c.width, c.height)
+        self._owns_thumb = thumbnail is None
+        self._thumb = thumbnail if thumbnail is not None else Thumbnail(c.width, c.height)
+        if (self._thumb.width, self._thumb.height) != (c.width, c.height):
+            raise ValueError("a shared thumbnail must have the gate's size")
+        self._shape_seen: tuple[int, ...] | None = None
         self._cur = self._thumb.cur
         self._bg = np.zeros(shape, dtype=np.int32)
         self._key = np.zeros(shape, dtype=np.int32)
@@ -173,7 +181,10 @@ class MotionGate:
             self._primed = False
             self.inferred += 1
             return True
-        if self._thumb.update(luma):
+        if self._owns_thumb:
+            self._thumb.update(luma)
+        if self._thumb.frame_shape != self._shape_seen:  # a new frame size: new geometry
+            self._shape_seen = self._thumb.frame_shape
             self._primed = False
         if not self._primed:
             self._relearn()
@@ -251,6 +262,11 @@ class MotionZoom:
         self._cell_px = (1, 1)
         self._sums = np.zeros((1, 1), dtype=np.int32)
         self.windows_found = 0
+
+    @property
+    def thumbnail(self) -> Thumbnail:
+        """This frame's thumbnail, updated by :meth:`windows` (a gate may share it)."""
+        return self._thumb
 
     def reset(self) -> None:
         """Forget the scene (camera reopened); the next frame becomes the background."""

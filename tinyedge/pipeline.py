@@ -145,9 +145,11 @@ class Pipeline:
         self.gate = gate
         self.offload_image = offload_image
         motion = motion if motion is not None else MotionConfig()
-        self.motion = MotionGate(motion) if motion.enabled else None
         spec = model.input_spec
         self.zoom = MotionZoom(motion, (spec.height, spec.width)) if motion.zoom else None
+        # With both on, the gate reads the thumbnail the zoom makes of every frame.
+        shared = self.zoom.thumbnail if self.zoom is not None else None
+        self.motion = MotionGate(motion, shared) if motion.enabled else None
         self._zoom_pre = Preprocessor(spec, fit="stretch")  # crops already have its aspect
         self._stop = threading.Event()
         self._last_frame = time.monotonic()
