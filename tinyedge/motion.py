@@ -284,8 +284,7 @@ class MotionZoom:
             return []
         cur, diff = self._thumb.cur, self._diff
         np.subtract(cur, self._bg, out=diff)
-        np.subtract(cur, self._bg, out=self._step)
-        np.right_shift(self._step, self._shift, out=self._step)
+        np.right_shift(diff, self._shift, out=self._step)  # the background learns a share
         np.add(self._bg, self._step, out=self._bg)
         mean = int(diff.sum(dtype=np.int32)) // diff.size
         if abs(mean) > self._jump:  # lighting jump: start again from this frame
