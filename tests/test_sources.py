@@ -116,3 +116,29 @@ def test_missing_file_is_a_source_error():
 )
 def test_classify_targets(target, kind):
     assert classify(target) == kind
+
+
+class _LogLevels:
+    def __init__(self) -> None:
+        self.levels: list[int] = []
+
+    def setLogLevel(self, level: int) -> None:
+        self.levels.append(level)
+
+
+def test_opencv_log_level_is_set_through_either_api():
+    """OpenCV <= 4.10 (Debian bookworm ships 4.6) has ``cv2.setLogLevel`` and no
+    ``cv2.utils.logging``; 4.11+ has only ``cv2.utils.logging.setLogLevel``."""
+    from types import SimpleNamespace
+
+    from tinyedge.sources.opencv import _quiet
+
+    old = _LogLevels()
+    _quiet(SimpleNamespace(setLogLevel=old.setLogLevel, utils=SimpleNamespace()))
+    assert old.levels == [2]
+    new = _LogLevels()
+    _quiet(SimpleNamespace(utils=SimpleNamespace(logging=new)))
+    assert new.levels == [2]
+    import cv2
+
+    _quiet(cv2)  # the installed OpenCV takes one of the two without an AttributeError

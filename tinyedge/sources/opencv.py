@@ -25,8 +25,17 @@ def _cv2() -> Any:
         raise SourceError("opencv", "OpenCV is not installed: pip install 'tinyedge[cv]'") from exc
     if not log.isEnabledFor(logging.DEBUG):
         # OpenCV's own warnings ("can't open camera by index") repeat what our error says.
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        _quiet(cv2)
     return cv2
+
+
+def _quiet(cv2: Any) -> None:
+    """OpenCV log level ERROR (2), through whichever API this OpenCV has: 4.11+ moved
+    ``cv2.setLogLevel`` to ``cv2.utils.logging``."""
+    utils_logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    set_level = getattr(utils_logging, "setLogLevel", None) or getattr(cv2, "setLogLevel", None)
+    if set_level is not None:
+        set_level(2)
 
 
 def classify(target: int | str) -> str:
