@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -314,3 +315,16 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("fault summary (events)")
         for line in FAULT_SUMMARY:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def small_cast_buffers() -> Iterator[None]:
+    """numpy casts between dtypes through a buffer of ``np.getbufsize()`` elements (8192:
+    16-64 KB), which numpy 1.x allocates per call and numpy 2 mostly does not. Shrunk to 64
+    elements, it stays far below any image-sized temporary that an allocation test looks for,
+    on either numpy."""
+    old = np.setbufsize(64)
+    try:
+        yield
+    finally:
+        np.setbufsize(old)

@@ -135,7 +135,7 @@ def test_required_frames_are_always_scored():
 
 
 @pytest.mark.parametrize("shape", [(480, 640), (1080, 1920), (240, 320), (100, 75)])
-def test_steady_state_makes_no_arrays(shape):
+def test_steady_state_makes_no_arrays(shape, small_cast_buffers):
     rng = np.random.default_rng(6)
     frames = [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(4)]
     gate = MotionGate()
