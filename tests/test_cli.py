@@ -145,3 +145,13 @@ def test_an_unexpected_error_is_one_line_and_exit_70(monkeypatch, capsys):
         "tinyedge: internal error: RuntimeError: something we did not foresee "
         "(run with -v for the traceback, and please report it)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("flags", "zoom"), [((), False), (("--zoom",), True), (("--zoom", "--no-zoom"), False)]
+)
+def test_zoom_is_opt_in_on_the_command_line(flags, zoom):
+    from tinyedge.cli import _load, build_parser
+
+    args = build_parser().parse_args(["detect", "--source", "clip.mp4", *flags])
+    assert _load(args).motion.zoom is zoom

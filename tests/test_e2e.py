@@ -20,8 +20,8 @@ PEOPLE_FROM, PEOPLE_TO, CLIP_END = 4.0, 24.0, 30.0
 def test_readme_command_prints_a_visit_with_the_shipped_model():
     """The issue-2 done criterion: the README command, the shipped model, one visit that
     starts with the walkers and ends, cleared, after them. The walkers are about 6x12 pixels
-    once the frame is squeezed to the model's input; motion zoom (on by default) is what
-    shows them to the model at twice that size."""
+    once the frame is squeezed to the model's input, and the whole frame is all the model
+    sees by default (motion zoom is opt-in)."""
     res = run_cli("detect", "--source", str(CLIP))
     assert res.returncode == 0, res.stderr
     events = [json.loads(line) for line in res.stdout.splitlines()]

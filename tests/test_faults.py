@@ -39,8 +39,8 @@ def start_detector(*args: str, launcher: Path | None = None, env: dict[str, str]
             **os.environ,
             "TINYEDGE_MODEL_PATH": str(FAULT_MODEL),
             "TINYEDGE_MQTT_RECONNECT_MAX": "2",
-            # Whole frames only: the visit on the clip then ends ~12 s in, leaving these
-            # timed fault scenarios a wide margin (motion zoom keeps it open until ~29 s).
+            # Whole frames only (the default, pinned here): the fault model's visit on the
+            # clip then ends ~12 s in, leaving these timed fault scenarios a wide margin.
             "TINYEDGE_MOTION_ZOOM": "false",
             **(env or {}),
         },

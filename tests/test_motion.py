@@ -175,15 +175,19 @@ def _key(e: Event) -> tuple[object, ...]:
     return (e.type, e.seq, round(e.epoch - e.started_epoch, 3), round(e.score, 4), e.reason)
 
 
-@pytest.mark.parametrize("model_path", [None, MLPERF], ids=["shipped", "mlperf"])
-def test_gating_changes_no_event_on_the_clip(model_path):
+@pytest.mark.parametrize(
+    ("model_path", "zoom"),
+    [(None, False), (None, True), (MLPERF, True)],
+    ids=["shipped", "shipped-zoom", "mlperf-zoom"],
+)
+def test_gating_changes_no_event_on_the_clip(model_path, zoom):
     model = PersonModel(model_path)
-    off, plain = _events(model, MotionConfig(enabled=False))
-    on, gated = _events(model, MotionConfig())
+    off, plain = _events(model, MotionConfig(enabled=False, zoom=zoom))
+    on, gated = _events(model, MotionConfig(zoom=zoom))
     assert plain.stats.inferences == plain.stats.frames == 300
     assert on == off
-    # Both models see the walkers (with motion zoom, on by default): there is a visit to
-    # keep, and the gate still skips frames of the empty plaza before it.
+    # The models see the walkers: there is a visit to keep, and the gate still skips
+    # frames of the empty plaza before it.
     assert [k[0] for k in on].count("start") >= 1
     assert [k[0] for k in on].count("end") >= 1
     assert gated.stats.inferences < gated.stats.frames
@@ -343,6 +347,28 @@ def test_pipeline_scores_zoom_crops_only_while_something_moves():
     assert runs[False][0].zoomed == 0
 
 
+def test_a_zoom_crop_lifts_the_frame_score_halfway_towards_its_own():
+    """A crop that scores higher than the whole frame moves the frame's score halfway to it
+    (a crop of a moving object may look like a person); a lower one changes nothing."""
+    model = PersonModel()
+    pipe = Pipeline(open_source(source=str(CLIP)), model, motion=MotionConfig(zoom=True))
+    assert pipe.zoom is not None
+    frames = [
+        f.luma.copy() for _, f in zip(range(120), open_source(source=str(CLIP)), strict=False)
+    ]
+    ch, cw, lifted = 0, 0, 0
+    for luma in frames:  # the walkers enter at 4 s; the zoom places its windows on them
+        spots = pipe.zoom.windows(luma)
+        ch, cw = pipe.zoom.crop_hw
+        whole = model.score(pipe.preprocess(luma))
+        crops = [model.score(pipe._zoom_pre(luma[t : t + ch, x : x + cw])) for t, x in spots]
+        want = (whole + max(crops)) / 2 if crops and max(crops) > whole else whole
+        assert pipe._score(luma, spots) == pytest.approx(want, abs=1e-6)
+        assert pipe._score(luma, []) == pytest.approx(whole, abs=1e-6)
+        lifted += bool(crops) and max(crops) > whole
+    assert lifted > 0  # the rule was exercised, not only the no-lift branch
+
+
 def test_frames_smaller_than_the_thumbnail_are_scored_not_gated_or_zoomed():
     tiny = np.full((16, 20), 128, dtype=np.uint8)
     gate, zoom = MotionGate(), MotionZoom(MotionConfig(), (96, 96))
@@ -367,6 +393,8 @@ def test_a_gate_sharing_the_zoom_thumbnail_decides_as_one_with_its_own():
         want.append(alone.should_infer(luma, required))
     assert got == want
     assert not all(got)  # the gate did skip frames
-    pipe = Pipeline(open_source(source=str(CLIP)), PersonModel(MLPERF))
+    pipe = Pipeline(
+        open_source(source=str(CLIP)), PersonModel(MLPERF), motion=MotionConfig(zoom=True)
+    )
     assert pipe.motion is not None and pipe.zoom is not None
     assert pipe.motion._thumb is pipe.zoom.thumbnail

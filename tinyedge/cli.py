@@ -62,8 +62,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         over["output"]["print"] = True
     if getattr(args, "no_motion", False):
         over.setdefault("motion", {})["enabled"] = False
-    if getattr(args, "no_zoom", False):
-        over.setdefault("motion", {})["zoom"] = False
+    if getattr(args, "zoom", None) is not None:
+        over.setdefault("motion", {})["zoom"] = args.zoom
     data: dict[str, Any] = {k: v for k, v in over.items() if v}
     if getattr(args, "device_id", None):
         data["device_id"] = args.device_id
@@ -212,9 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loop", action="store_true", help="replay a video file forever")
     p.add_argument("--no-motion", action="store_true", help="score every frame (no motion gating)")
     p.add_argument(
-        "--no-zoom",
-        action="store_true",
-        help="score the whole frame only (no 2x crops around motion for distant people)",
+        "--zoom",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also score 2x crops where things move (distant people; off by default: moving "
+        "objects get lifted too)",
     )
     p.add_argument("--device-id", metavar="ID", help="device id in topics (default: hostname)")
     p.add_argument(

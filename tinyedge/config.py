@@ -102,14 +102,15 @@ class OffloadConfig:
 
 @dataclass
 class MotionSection:
-    """Motion gating and motion zoom (see :mod:`tinyedge.motion`); both on by default."""
+    """Motion gating (on by default) and motion zoom (off by default: it finds distant people
+    sooner but also lifts moving objects; see :mod:`tinyedge.motion`)."""
 
     enabled: bool = True
     idle_every: int = 5
     pixel_threshold: int = 6
     min_cells: int = 1
     relearn_jump: int = 24
-    zoom: bool = True
+    zoom: bool = False
     zoom_windows: int = 2
 
 

@@ -47,7 +47,7 @@ class MotionConfig:
     min_cells: int = 1  # cells that must change for "motion"
     background_shift: int = 4  # background learns 1/16 of the difference per frame
     relearn_jump: int = 24  # mean change (grey levels) treated as a lighting jump
-    zoom: bool = True  # also score up to zoom_windows 2x crops around where things move
+    zoom: bool = False  # also score up to zoom_windows 2x crops around where things move
     zoom_windows: int = 2
 
     def __post_init__(self) -> None:
