@@ -142,3 +142,27 @@ def test_opencv_log_level_is_set_through_either_api():
     import cv2
 
     _quiet(cv2)  # the installed OpenCV takes one of the two without an AttributeError
+
+
+def test_video_file_frames_are_decoded_into_reused_buffers():
+    """Steady state: no per-frame array. A 640x480 BGR frame is 921,600 bytes and its luma
+    307,200; decoding 50 frames may not allocate even one of them."""
+    import tracemalloc
+
+    src = OpenCVSource(str(CLIP))
+    src.open()
+    try:
+        first = [src.read() for _ in range(3)]
+        assert all(f is not None for f in first)
+        tracemalloc.start()
+        try:
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            lumas = {id(f.luma) for f in (src.read() for _ in range(50)) if f is not None}
+            peak = tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+    finally:
+        src.close()
+    assert peak < 64 * 1024
+    assert len(lumas) == 1

@@ -71,6 +71,7 @@ class OpenCVSource(SourceBase):
         self.live = self.kind != "file"
         self._cap: Any = None
         self._gray: np.ndarray | None = None
+        self._bgr: np.ndarray | None = None
         self._index = 0
 
     def open(self) -> None:
@@ -101,7 +102,7 @@ class OpenCVSource(SourceBase):
     def read(self) -> Frame | None:
         if self._cap is None:
             raise SourceError(self.name, "read() before open()")
-        ok, bgr = self._cap.read()
+        ok, bgr = self._cap.read(self._bgr)  # decoded into the last frame's buffer
         if (not ok or bgr is None) and self.loop and not self.live and self._index > 0:
             # Replay the file from the start; media time keeps counting up.
             self._cap.release()
@@ -111,6 +112,7 @@ class OpenCVSource(SourceBase):
             if self.live:
                 raise SourceError(self.name, "stopped delivering frames")
             return None
+        self._bgr = bgr
         luma = self._to_luma(bgr)
         index = self._index
         self._index += 1
