@@ -49,7 +49,8 @@ class FakeCamera:
     def isOpened(self) -> bool:
         return self._opened
 
-    def read(self) -> tuple[bool, Any]:
+    def read(self, image: Any = None) -> tuple[bool, Any]:
+        """``VideoCapture.read([image])``: decodes into ``image`` when given, like the real one."""
         if not self._opened:
             return False, None
         if self._fail_after and self._delivered >= self._fail_after and not _STATE.exists():
@@ -60,11 +61,11 @@ class FakeCamera:
         if delay > 0:
             time.sleep(delay)
         self._next = max(self._next, time.monotonic() - 1) + 1.0 / self._fps
-        ok, frame = self._clip.read()
+        ok, frame = self._clip.read(image)
         if not ok:  # loop the clip like a camera that never ends
             self._clip.release()
             self._clip = RealVideoCapture(os.environ["FAKE_CAMERA_CLIP"])
-            ok, frame = self._clip.read()
+            ok, frame = self._clip.read(image)
         self._delivered += 1
         return ok, frame
 
