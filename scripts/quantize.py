@@ -111,6 +111,19 @@ def calibrate(y: np.ndarray, s: np.ndarray) -> dict[str, float]:
     return {"on": round(best_t, 4), "off": off, "val_balanced_accuracy": round(best_ba, 4)}
 
 
+def split_sources(counts: dict[str, int], known: list[str]) -> dict[str, list[str]]:
+    """Of the dataset's ``known`` sources, those the model was trained on (a
+    ``<source>/train/...`` count) apart from the held-out ones it was only measured on
+    (``<source>/heldout/...``); derived samples (``crops/...``) are not sources."""
+    by_split: dict[str, set[str]] = {"train": set(), "heldout": set()}
+    for key in counts:
+        source, _, rest = key.partition("/")
+        split = rest.split("/", 1)[0]
+        if split in by_split and source in known:
+            by_split[split].add(source)
+    return {"sources": sorted(by_split["train"]), "held_out_sources": sorted(by_split["heldout"])}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     cache = Path(os.environ.get("TINYEDGE_CACHE", Path.home() / ".cache" / "tinyedge"))
@@ -168,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "size_bytes": len(int8),
         "training": summary,
         "trained_on": {
-            "sources": manifest.get("sources", []),
+            **split_sources(manifest.get("counts", {}), manifest.get("sources", [])),
             "counts": manifest.get("counts", {}),
             "labels": "source annotations, else CenterNet teacher (VWW 0.5 % rule)",
         },

@@ -51,6 +51,17 @@ def test_sidecar_matches_the_file(model: PersonModel) -> None:
     assert meta["input"]["height"] == model.input_spec.height
 
 
+def test_sidecar_keeps_held_out_sources_apart_from_training_ones() -> None:
+    """The model card's held-out numbers mean something only if no held-out source was
+    trained on: the sidecar's lists are disjoint and held-out sources have no train count."""
+    trained_on = json.loads(default_model_path().with_suffix(".json").read_text())["trained_on"]
+    train, held_out = set(trained_on["sources"]), set(trained_on["held_out_sources"])
+    assert train and held_out and not train & held_out
+    counted = {key.split("/")[0] for key in trained_on["counts"] if key.split("/")[1] == "train"}
+    assert train <= counted
+    assert not held_out & counted
+
+
 def _scores(model: PersonModel) -> tuple[np.ndarray, np.ndarray]:
     pre = Preprocessor(model.input_spec)
     labels, scores = [], []
