@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 
 from tinyedge import OpenCVSource, PersonModel, Pipeline
+from tinyedge.bench import machine
+from tinyedge.bench.report import Column, Report, Table, render_markdown, render_text
 from tinyedge.events import Event
 from tinyedge.motion import MotionConfig
 from tinyedge.pipeline import Hooks, event_config_for
@@ -112,23 +114,18 @@ def main(argv: list[str] | None = None) -> int:
         for zoom in (False, True):
             print(f"{video.name}: zoom {'on' if zoom else 'off'}", file=sys.stderr)
             rows.append(check(video, model, zoom, truth))
-    cols = list(rows[0])
-    head = ["video", "zoom", "frames", f"frames ≥ on ({event_config_for(model, None).on_threshold:.3f})",
-            "max score", "visits", "visits span", "zoom crops"]  # fmt: skip
+    on = event_config_for(model, None).on_threshold
+    columns = [("video", "video"), ("zoom", "zoom"), ("frames", "frames"),
+               ("over", f"frames ≥ on ({on:.3f})"), ("max", "max score"), ("visits", "visits"),
+               ("first", "visits span"), ("crops", "zoom crops")]  # fmt: skip
     if args.teacher:
-        head += ["teacher: person frames", "false frames", "missed frames"]
-    if args.markdown:
-        print("| " + " | ".join(head) + " |")
-        print("|" + "---|" * len(head))
-        for r in rows:
-            print("| " + " | ".join(str(r[c]) for c in cols) + " |")
-    else:
-        widths = [
-            max(len(h), *(len(str(r[c])) for r in rows)) for h, c in zip(head, cols, strict=True)
-        ]
-        print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
-        for r in rows:
-            print("  ".join(str(r[c]).ljust(w) for c, w in zip(cols, widths, strict=True)))
+        columns += [("people", "teacher: person frames"), ("false", "false frames"),
+                    ("missed", "missed frames")]  # fmt: skip
+    table = Table("Videos through the runtime, zoom off / on",
+                  tuple(Column(k, h, "{}") for k, h in columns), tuple(rows))  # fmt: skip
+    report = Report(machine(), "python scripts/video_check.py " + " ".join(argv or sys.argv[1:]),
+                    (table,))  # fmt: skip
+    print(render_markdown(report) if args.markdown else render_text(report))
     return 0
 
 
