@@ -33,6 +33,7 @@ def test_file_then_env_then_flags(tmp_path):
         ("[mqtt]\nhots = 'x'\n", "mqtt.hots"),
         ("[mqtt]\nport = 'x'\n", "mqtt.port"),
         ("[events]\non_threshold = 0.3\noff_threshold = 0.5\n", "events.off_threshold"),
+        ("[events]\nconfirm_seconds = -5\n", "events.confirm_seconds"),
         ("[mqtt]\ntls_cert = '/nope.pem'\n", "mqtt.tls_cert"),
         ("[source]\nfit = 'zoom'\n", "source.fit"),
         ("nonsense = 1\n", "nonsense"),

@@ -59,6 +59,32 @@ def test_two_visits_have_two_ids():
     assert len(starts) == 2 and starts[0].id != starts[1].id
 
 
+def test_an_empty_scene_between_the_thresholds_cannot_hold_a_visit_for_ever():
+    """A person passes, then the empty scene scores 0.5 (under on, over off) frame after
+    frame: the visit ends ``confirm_seconds`` after the last confident frame, and the scene's
+    middling score starts no new visit."""
+    cfg = EventConfig(on_threshold=0.6, off_threshold=0.4, off_seconds=2.0, confirm_seconds=10.0)
+    scores = [0.9] * 20 + [0.5] * 600  # 2 s of a person, then a minute of the empty scene
+    events = run(scores, cfg=cfg)
+    assert [e.type for e in events] == ["start", "update", "update", "end"]
+    end = events[-1]
+    assert end.reason == "unconfirmed"
+    assert end.epoch == pytest.approx(1_700_000_000 + 1.9 + 10.0)  # last frame >= on: t=1.9
+    assert end.duration == pytest.approx(1.9 - 0.2)  # start to the last confident frame
+
+
+def test_confident_frames_keep_a_long_visit_open_and_zero_turns_the_rule_off():
+    """Someone lingering at the door: middling scores with a confident frame every few
+    seconds keep one visit; with ``confirm_seconds = 0`` middling scores alone do too."""
+    lingering = ([0.9] * 5 + [0.5] * 45) * 12  # a confident frame every 5 s for a minute
+    events = run(lingering, cfg=EventConfig(confirm_seconds=10.0, off_threshold=0.4))
+    assert [e.type for e in events].count("start") == 1
+    assert events[-1].reason == "source_end"
+    stuck = run([0.9] * 20 + [0.5] * 600, cfg=EventConfig(confirm_seconds=0.0))
+    assert stuck[0].type == "start" and stuck[-1].reason == "source_end"
+    assert [e.type for e in stuck].count("end") == 1
+
+
 def test_source_end_closes_an_open_visit():
     events = run([0.9] * 10)
     assert events[-1].type == "end" and events[-1].reason == "source_end"
@@ -96,6 +122,7 @@ def test_uuid7_is_time_ordered_and_versioned():
         {"on_threshold": 0.3, "off_threshold": 0.5},
         {"on_frames": 6, "window": 5},
         {"update_seconds": 0},
+        {"confirm_seconds": -1},
     ],
 )
 def test_bad_config_is_rejected(kw):

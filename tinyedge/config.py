@@ -58,6 +58,7 @@ class EventsConfig:
     window: int = 5
     off_seconds: float = 2.0
     update_seconds: float = 5.0
+    confirm_seconds: float = 30.0
 
 
 @dataclass
@@ -248,6 +249,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("events.off_seconds", "must be 0 or more")
     if ev.update_seconds <= 0:
         raise ConfigError("events.update_seconds", "must be more than 0")
+    if ev.confirm_seconds < 0:
+        raise ConfigError("events.confirm_seconds", "must be 0 (off) or more")
     if cfg.source.fit not in ("stretch", "crop"):
         raise ConfigError("source.fit", f"must be 'stretch' or 'crop', got {cfg.source.fit!r}")
     if cfg.source.camera is not None and cfg.source.uri is not None:

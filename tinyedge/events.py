@@ -2,7 +2,10 @@
 
 A visit starts when the score is at or above ``on_threshold`` in ``on_frames`` of the last
 ``window`` frames, and ends when the score has stayed below ``off_threshold`` for
-``off_seconds`` (hysteresis: scores between the two thresholds keep an open visit open).
+``off_seconds`` (hysteresis: scores between the two thresholds keep an open visit open),
+or, with ``confirm_seconds`` set, when no frame has reached ``on_threshold`` for that long:
+hysteresis bridges a person's dips in score, but an empty scene that happens to score
+between the two thresholds must not hold a visit open for ever (reason ``unconfirmed``).
 One event id per visit; ``update`` at most every ``update_seconds`` while the visit lasts.
 """
 
@@ -17,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 EventType = Literal["start", "update", "end"]
-EndReason = Literal["clear", "source_end", "camera_lost", "shutdown"]
+EndReason = Literal["clear", "unconfirmed", "source_end", "camera_lost", "shutdown"]
 DecidedBy = Literal["local", "edge"]
 
 
@@ -47,6 +50,7 @@ class EventConfig:
     window: int = 5
     off_seconds: float = 2.0
     update_seconds: float = 5.0
+    confirm_seconds: float = 30.0  # 0: a visit needs no re-confirmation
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.off_threshold <= self.on_threshold <= 1.0:
@@ -55,6 +59,8 @@ class EventConfig:
             raise ValueError("need 1 <= on_frames <= window")
         if self.off_seconds < 0 or self.update_seconds <= 0:
             raise ValueError("off_seconds must be >= 0 and update_seconds > 0")
+        if self.confirm_seconds < 0:
+            raise ValueError("confirm_seconds must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,7 @@ class _Visit:
     peak: float
     last_seen_t: float
     last_update_t: float
+    confirmed_t: float  # the last frame at or above on_threshold
     seq: int = 0
     below_since: float | None = None
 
@@ -184,11 +191,19 @@ class VisitTracker:
                     peak=score,
                     last_seen_t=t,
                     last_update_t=t,
+                    confirmed_t=t,
                 )
                 self._visit = visit
                 return [self._event(visit, "start", t, score)]
             return []
         visit.peak = max(visit.peak, score)
+        if score >= cfg.on_threshold:
+            visit.confirmed_t = t
+        elif cfg.confirm_seconds and t - visit.confirmed_t >= cfg.confirm_seconds:
+            # Middling scores for this long: no one the model is sure of. The visit's
+            # duration runs to its last confident frame.
+            visit.last_seen_t = visit.confirmed_t
+            return self._end(visit, t, score, "unconfirmed")
         if score >= cfg.off_threshold:
             visit.last_seen_t = t
             visit.below_since = None

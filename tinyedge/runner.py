@@ -82,6 +82,7 @@ def run_detector(cfg: Config) -> int:
         window=ev.window,
         off_seconds=ev.off_seconds,
         update_seconds=ev.update_seconds,
+        confirm_seconds=ev.confirm_seconds,
     )
     sinks: list[Sink] = []
     publisher: MqttPublisher | None = None
