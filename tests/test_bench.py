@@ -11,7 +11,7 @@ import numpy as np
 
 from tinyedge.bench import e2e, frames, models
 from tinyedge.bench.report import Column, Report, Table, render_markdown, render_text
-from tinyedge.model import PersonModel
+from tinyedge.model import PersonModel, default_model_path
 from tinyedge.preprocess import Preprocessor
 
 from .conftest import CLIP, MLPERF, run_cli
@@ -59,6 +59,9 @@ def test_quick_bench_prints_the_four_tables_with_numbers(tmp_path):
     for fps in ("15", "30"):
         assert re.search(rf"^{fps}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}", paced, re.M), paced
     assert "latency p95" in paced and "mosquitto is not installed" not in paced
+    # The floor row: the same libraries with no tinyedge module, measured in the same run.
+    assert re.search(rf"^30, libraries alone\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}", paced, re.M), paced
+    assert re.search(rf"tinyedge itself adds [+-]{NUMBER} MB", paced), paced
     assert "bench:" in done.stderr  # progress goes to stderr, not into the tables
 
 
@@ -138,3 +141,30 @@ def test_without_a_clip_the_end_to_end_tables_say_why(tmp_path):
     assert table.rows == ()
     assert "skipped: no clip at" in table.notes[0]
     assert "skipped: no clip at" in render_text(report)
+
+
+def test_the_floor_run_loads_no_tinyedge_module(tmp_path):
+    """floor.py runs as a file: the package must never be imported there, or the floor would
+    include what it is meant to separate out."""
+    probe = tmp_path / "probe.py"
+    floor = Path(e2e.__file__).with_name("floor.py")
+    probe.write_text(
+        "import runpy, sys\n"
+        f"sys.argv = ['floor.py', '--clip', {str(CLIP)!r}, '--model', {str(default_model_path())!r}, "
+        "'--fps', '50', '--seconds', '0.5']\n"
+        "try:\n"
+        f"    runpy.run_path({str(floor)!r}, run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "print('TINYEDGE', sorted(m for m in sys.modules if m.startswith('tinyedge')))\n"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(probe)], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "TINYEDGE []" in done.stdout, done.stdout
+    bench = json.loads(next(x for x in done.stdout.splitlines() if x.startswith("BENCH "))[6:])
+    assert bench["frames"] > 0 and bench["rss_mb"] > 0

@@ -1,0 +1,121 @@
+"""Start training from a shipped int8 TFLite model: its weights, dequantized, in train.py's Keras
+architecture.
+
+The int8 file has each batch norm folded into the convolution before it (kernel scaled, bias
+added). This puts the folded kernels in the Keras convolutions and makes each BatchNormalization
+an identity plus that bias (gamma 1, beta = bias, mean 0, variance 1 - epsilon), frozen, so the
+Keras model computes what the int8 model computes (up to its rounding) and fine-tuning moves only
+the convolutions and the classifier. Used by ``scripts/train.py --init-tflite``; run alone it
+prints how closely the two agree on the test fixtures:
+
+    python scripts/tflite_init.py tinyedge/models/person_int8.tflite
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _dequant(interp: Any, index: int) -> np.ndarray:
+    detail = next(d for d in interp.get_tensor_details() if d["index"] == index)
+    q = detail["quantization_parameters"]
+    raw = interp.get_tensor(index).astype(np.float32)
+    scales = np.asarray(q["scales"], np.float32)
+    zeros = np.asarray(q["zero_points"], np.float32)
+    if scales.size == 0:
+        return raw
+    if scales.size == 1:
+        return (raw - zeros[0]) * scales[0]
+    axis = int(q["quantized_dimension"])
+    shape = [1] * raw.ndim
+    shape[axis] = scales.size
+    return (raw - zeros.reshape(shape)) * scales.reshape(shape)
+
+
+def tflite_layers(path: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(op, kernel, bias) for each CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED, in order,
+    kernels in Keras layout."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(
+        str(path),
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+    interp.allocate_tensors()
+    out = []
+    for op in interp._get_ops_details():  # the public API has no graph walk
+        name = op["op_name"]
+        if name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            continue
+        w = _dequant(interp, int(op["inputs"][1]))
+        b = _dequant(interp, int(op["inputs"][2]))
+        # conv [out, kh, kw, in] and depthwise [1, kh, kw, C] -> [kh, kw, in, out] and
+        # [kh, kw, C, 1]; fully connected [out, in] -> [in, out]
+        w = w.T if name == "FULLY_CONNECTED" else w.transpose(1, 2, 3, 0)
+        out.append((name, w, b))
+    return out
+
+
+def load_into(model: Any, path: Path) -> int:
+    """Set ``model`` (train.build_model's architecture) from the int8 file at ``path``;
+    freezes its batch norms. Returns the number of layers set."""
+    from tensorflow.keras import layers
+
+    ops = tflite_layers(path)
+    convs = [
+        ly
+        for ly in model.layers
+        if isinstance(ly, (layers.Conv2D, layers.DepthwiseConv2D, layers.Dense))
+    ]
+    if len(convs) != len(ops):
+        raise ValueError(f"{path}: {len(ops)} weighted ops, the Keras model has {len(convs)}")
+    for ly, (name, w, b) in zip(convs, ops, strict=True):
+        if isinstance(ly, layers.Dense):
+            ly.set_weights([w, b])
+            continue
+        kernel = ly.get_weights()[0]
+        if kernel.shape != w.shape:
+            raise ValueError(f"{ly.name}: kernel {kernel.shape} vs {name} {w.shape}")
+        ly.set_weights([w])
+        bn = model.layers[model.layers.index(ly) + 1]
+        if not isinstance(bn, layers.BatchNormalization):
+            raise ValueError(f"{ly.name} is not followed by a batch norm")
+        one = np.ones_like(b)
+        bn.set_weights([one, b, np.zeros_like(b), one - bn.epsilon])
+        bn.trainable = False
+    return len(ops)
+
+
+def main(argv: list[str]) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from PIL import Image
+    from train import build_model
+
+    from tinyedge.model import PersonModel
+    from tinyedge.preprocess import Preprocessor
+
+    path = Path(argv[0])
+    pm = PersonModel(path)
+    prep = Preprocessor(pm.input_spec)
+    model = build_model(pm.input_spec.height, 1.0)
+    n = load_into(model, path)
+    diffs = []
+    for f in sorted(Path("tests/fixtures/images").rglob("*.*")):
+        if f.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+            continue
+        tensor = prep(np.asarray(Image.open(f).convert("L")))
+        ours = pm.score(tensor)
+        x = (tensor.view(np.uint8) ^ 0x80).astype(np.float32) / 255.0
+        keras = float(model(x, training=False)[0, 1])
+        diffs.append(abs(ours - keras))
+        print(f"{f.parent.name}/{f.name:28s} int8 {ours:.3f}  keras {keras:.3f}")
+    print(f"{n} layers set; max |int8 - keras| = {max(diffs):.3f} over {len(diffs)} fixtures")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
