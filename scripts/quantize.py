@@ -132,7 +132,13 @@ def main(argv: list[str] | None = None) -> int:
         "--data", type=Path, default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v8"))
     )
     ap.add_argument("--cache", type=Path, default=cache / "models", help="fp32/int16x8 exports")
-    ap.add_argument("--ship", type=Path, default=ROOT / "tinyedge/models/person_int8.tflite")
+    ap.add_argument(
+        "--ship",
+        type=Path,
+        default=cache / "models" / "person_int8.tflite",
+        help="where the int8 file and its sidecar go (default: the cache; pass "
+        "tinyedge/models/person_int8.tflite to replace the shipped model)",
+    )
     ap.add_argument("--version", default="0.1.0")
     args = ap.parse_args(argv)
 
