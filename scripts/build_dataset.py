@@ -654,6 +654,50 @@ def ucm_aerial(mirrors: Path, scale: float) -> Iterator[Item]:
         yield Item("ucm_aerial", p, blob_loader(blobs, p), prior="no_person", crops=2)
 
 
+# -- dataset v10: more people (faces, pedestrians) and fixed-camera views -----------------
+
+
+def utk_faces(mirrors: Path, scale: float) -> Iterator[Item]:
+    """UTKFace aligned 200x200 face crops (file names encode age_gender_race; infants to the
+    over-80s, five ethnicity groups): close-up people at a doorbell's distance, one person per
+    photo, thousands of distinct faces; non-commercial research use."""
+    blobs = GitBlobs(git_dir_for(mirrors, "Mohanish-5744/Major_Ensemble_Gender"))
+    imgs = [p for p in blobs.paths() if p.startswith("crop_part1/") and p.endswith(".jpg")]
+    for p in sample(imgs, int(3000 * scale), "utk"):
+        yield Item("utk_faces", p, blob_loader(blobs, p), prior="person", crops=0)
+
+
+def inria_people(mirrors: Path, scale: float) -> Iterator[Item]:
+    """INRIA Person training crops (96x160, a pedestrian centred with a 16-pixel margin;
+    each crop is there twice, once mirrored, so the whole source goes to train); research
+    use."""
+    blobs = GitBlobs(git_dir_for(mirrors, "sturkmen72/HOG-object-detection"))
+    root = "INRIAPerson/96X160H96/Train/pos/"
+    imgs = [p for p in blobs.paths() if p.startswith(root) and p.lower().endswith(IMAGE_EXT)]
+    for p in sample(imgs, int(2416 * scale), "inria"):
+        yield Item("inria_people", p, blob_loader(blobs, p), prior="person", split="train", crops=0)
+
+
+def street_frames(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Street and indoor frames of a pedestrian-behaviour set (VOC-format boxes; consecutive
+    video frames, so the whole source goes to train); teacher-labelled, with person-free
+    crops cut around the walkers. No licence stated: research use."""
+    blobs = GitBlobs(git_dir_for(mirrors, "LS-chen/Pedestrian-behavior-detection-and-prediction"))
+    imgs = [p for p in blobs.paths() if p.startswith("JPEGImages/") and p.endswith(".jpg")]
+    for p in sample(imgs, int(1569 * scale), "street"):
+        yield Item("street_frames", p, blob_loader(blobs, p), split="train", crops=2, neg_crops=2)
+
+
+def traffic_cams(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Fixed traffic-camera frames of Montreal intersections (seen from a pole, wide, grey):
+    the person-free fixed-camera views the other sources lack; teacher-labelled (a few show
+    pedestrians). No licence stated: research use."""
+    blobs = GitBlobs(git_dir_for(mirrors, "QuantuM410/cctv-count-object-detection"))
+    imgs = [p for p in blobs.paths() if p.startswith("images/train/") and p.endswith(".jpeg")]
+    for p in imgs:
+        yield Item("traffic_cams", p, blob_loader(blobs, p), split="train", crops=6)
+
+
 # Animals with Attributes classes of one copy (kovacspeter/Animal-classification): these go to
 # training, the other four (tiger, zebra, killer whale, blue whale) are held out.
 AWA_TRAIN = ("chihuahua", "chimpanzee", "fox", "gorilla", "seal", "wolf")
@@ -819,47 +863,6 @@ def progress(done: int, total: int, start: float, label: str) -> None:
     bar = "#" * int(30 * done / max(total, 1))
     sys.stderr.write(f"\r[{bar:<30}] {done}/{total} {label:<14} {rate:5.1f} img/s eta {eta:5.0f}s")
     sys.stderr.flush()
-
-
-def utk_faces(mirrors: Path, scale: float) -> Iterator[Item]:
-    """UTKFace aligned 200x200 face crops (file names encode age_gender_race; infants to the
-    over-80s, five ethnicity groups): close-up people at a doorbell's distance, one person per
-    photo, thousands of distinct faces; non-commercial research use."""
-    blobs = GitBlobs(git_dir_for(mirrors, "Mohanish-5744/Major_Ensemble_Gender"))
-    imgs = [p for p in blobs.paths() if p.startswith("crop_part1/") and p.endswith(".jpg")]
-    for p in sample(imgs, int(3000 * scale), "utk"):
-        yield Item("utk_faces", p, blob_loader(blobs, p), prior="person", crops=0)
-
-
-def inria_people(mirrors: Path, scale: float) -> Iterator[Item]:
-    """INRIA Person training crops (96x160, a pedestrian centred with a 16-pixel margin;
-    each crop is there twice, once mirrored, so the whole source goes to train); research
-    use."""
-    blobs = GitBlobs(git_dir_for(mirrors, "sturkmen72/HOG-object-detection"))
-    root = "INRIAPerson/96X160H96/Train/pos/"
-    imgs = [p for p in blobs.paths() if p.startswith(root) and p.lower().endswith(IMAGE_EXT)]
-    for p in sample(imgs, int(2416 * scale), "inria"):
-        yield Item("inria_people", p, blob_loader(blobs, p), prior="person", split="train", crops=0)
-
-
-def street_frames(mirrors: Path, scale: float) -> Iterator[Item]:
-    """Street and indoor frames of a pedestrian-behaviour set (VOC-format boxes; consecutive
-    video frames, so the whole source goes to train); teacher-labelled, with person-free
-    crops cut around the walkers. No licence stated: research use."""
-    blobs = GitBlobs(git_dir_for(mirrors, "LS-chen/Pedestrian-behavior-detection-and-prediction"))
-    imgs = [p for p in blobs.paths() if p.startswith("JPEGImages/") and p.endswith(".jpg")]
-    for p in sample(imgs, int(1569 * scale), "street"):
-        yield Item("street_frames", p, blob_loader(blobs, p), split="train", crops=2, neg_crops=2)
-
-
-def traffic_cams(mirrors: Path, scale: float) -> Iterator[Item]:
-    """Fixed traffic-camera frames of Montreal intersections (seen from a pole, wide, grey):
-    the person-free fixed-camera views the other sources lack; teacher-labelled (a few show
-    pedestrians). No licence stated: research use."""
-    blobs = GitBlobs(git_dir_for(mirrors, "QuantuM410/cctv-count-object-detection"))
-    imgs = [p for p in blobs.paths() if p.startswith("images/train/") and p.endswith(".jpeg")]
-    for p in imgs:
-        yield Item("traffic_cams", p, blob_loader(blobs, p), split="train", crops=6)
 
 
 def all_items(mirrors: Path, cache: Path, scale: float) -> tuple[list[Item], dict[str, str]]:
