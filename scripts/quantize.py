@@ -99,16 +99,35 @@ def val_scores(model_path: Path, data: Path, size: int) -> tuple[np.ndarray, np.
     return val["y"].astype(int), scores
 
 
+OFF_PERCENTILE = 70.0  # "off" sits at this percentile of the val negatives' scores
+
+
 def calibrate(y: np.ndarray, s: np.ndarray) -> dict[str, float]:
-    """ "on": the threshold with the best balanced accuracy; "off": a lower hysteresis point."""
+    """ "on": the threshold with the best balanced accuracy on the validation split.
+
+    "off" (hysteresis) ends a visit once scores stay under it. An empty scene that scores
+    between ``off`` and ``on`` holds an open visit open, so ``off`` is taken from the
+    negatives: their 70th percentile, never under 0.6 × ``on`` (the older rule, which left a
+    quarter of the val negatives in that band) and never above ``on``.
+    """
     best_t, best_ba = 0.5, -1.0
     for t in np.unique(np.round(s, 4)):
         pred = s >= t
         ba = (pred[y == 1].mean() + (~pred[y == 0]).mean()) / 2
         if ba > best_ba:
             best_t, best_ba = float(t), float(ba)
-    off = round(max(0.02, best_t * 0.6), 4)
-    return {"on": round(best_t, 4), "off": off, "val_balanced_accuracy": round(best_ba, 4)}
+    neg, pos = s[y == 0], s[y == 1]
+    p_neg = float(np.percentile(neg, OFF_PERCENTILE)) if len(neg) else 0.0
+    off = round(min(best_t, max(0.02, 0.6 * best_t, p_neg)), 4)
+    return {
+        "on": round(best_t, 4),
+        "off": off,
+        "val_balanced_accuracy": round(best_ba, 4),
+        "negatives_between_off_and_on": round(float(np.mean((neg >= off) & (neg < best_t))), 4)
+        if len(neg)
+        else 0.0,
+        "persons_under_off": round(float(np.mean(pos < off)), 4) if len(pos) else 0.0,
+    }
 
 
 def split_sources(counts: dict[str, int], known: list[str]) -> dict[str, list[str]]:
@@ -179,9 +198,13 @@ def main(argv: list[str] | None = None) -> int:
         },
         "thresholds": {"on": thresholds["on"], "off": thresholds["off"]},
         "calibration": {
+            "dataset": args.data.name,
             "split": "val",
             "samples": len(y),
             "balanced_accuracy_at_on": thresholds["val_balanced_accuracy"],
+            "off_rule": f"p{OFF_PERCENTILE:g} of val negatives, >= 0.6 x on, <= on",
+            "negatives_between_off_and_on": thresholds["negatives_between_off_and_on"],
+            "persons_under_off": thresholds["persons_under_off"],
         },
         "sha256": hashlib.sha256(int8).hexdigest(),
         "size_bytes": len(int8),
