@@ -1,6 +1,6 @@
 """Rebuild tinyedge's person / no-person training set from packages and fetched repositories.
 
-Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v10``, with
+Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v11``, with
 ``$TINYEDGE_CACHE`` defaulting to ``~/.cache/tinyedge``):
 
 * ``labels.jsonl``   one line per source image: source, key, split, teacher person boxes
@@ -33,6 +33,9 @@ Dataset v9 = v8 (the script of commit 45aa078) + the UC Merced Land Use aerial p
 person-free training scenes (wide grey scenes seen from above: parking lots, roads, roofs).
 Dataset v10 = v9 + UTKFace face crops, INRIA Person training crops, street/indoor pedestrian
 frames and fixed traffic-camera frames.
+Dataset v11 = v10 + fixed-camera views (PETS 2001 campus frames and backgrounds, the clips of
+two background-subtraction libraries, the Mall CCTV frames), crowd photos (ShanghaiTech part
+A, UCF-CC-50), VOC-style street/car photos and shop-front / office photos.
 """
 
 from __future__ import annotations
@@ -698,6 +701,162 @@ def traffic_cams(mirrors: Path, scale: float) -> Iterator[Item]:
         yield Item("traffic_cams", p, blob_loader(blobs, p), split="train", crops=6)
 
 
+# -- dataset v11: fixed-camera views (empty and with small people), crowds, street photos --
+
+
+def blob_video_frames(blobs: GitBlobs, path: str, count: int) -> Iterator[tuple[int, np.ndarray]]:
+    """About ``count`` evenly spaced frames of a video stored in a git snapshot."""
+    import cv2
+
+    data = blobs.read(path)
+    if not data:
+        return
+    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / "tinyedge_videos"
+    tmp.mkdir(parents=True, exist_ok=True)
+    local = tmp / (hashlib.sha1(data).hexdigest()[:16] + Path(path).suffix)
+    local.write_bytes(data)
+    cap = cv2.VideoCapture(str(local))
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or 1
+    cap.release()
+    for index, rgb in video_frames(local, max(1, total // count)):
+        yield index, rgb.copy()
+
+
+def pets2001_campus(mirrors: Path, scale: float) -> Iterator[Item]:
+    """PETS 2001 dataset 3, camera 1: a university car park, lawn and road seen from a
+    building a few metres up (320x240); every 10th camera frame (a few walkers, small) and
+    every 30th of the estimated background frames (mostly empty). Teacher-labelled; one
+    camera, so the whole source goes to train; person-free crops around the walkers. Kept
+    whole whatever --limit-scale (fixed-camera views are the scarce kind)."""
+    blobs = GitBlobs(git_dir_for(mirrors, "ThaiTin/data_Tin"))
+    paths = blobs.paths()
+    frames = sorted(p for p in paths if p.startswith("input/in") and p.endswith(".jpg"))
+    backs = sorted(
+        (p for p in paths if p.startswith("Dataset3Camera1.avi/") and p.endswith("_bg.jpg")),
+        key=lambda p: int(p.split("/")[1].split("_")[0]),
+    )
+    for p in frames[::10] + backs[::30]:
+        yield Item("pets2001_campus", p, blob_loader(blobs, p), split="train", crops=3, neg_crops=2)
+
+
+# Clips of the background-subtraction libraries (their blob ids: highway.avi of lrslibrary is
+# video03.avi of bgslibrary). demo.avi and the lrslibrary output clips are left out: OpenCV's
+# decoder crashes on them.
+BGS_CLIPS = (
+    ("andrewssobral/bgslibrary", "dataset/video.avi", 50),  # two-lane road from a bridge
+    ("andrewssobral/bgslibrary", "dataset/video02.avi", 50),  # motorway from a gantry
+    ("andrewssobral/bgslibrary", "dataset/video03.avi", 70),  # tree-lined highway
+    ("andrewssobral/lrslibrary", "dataset/escalator.avi", 40),  # station escalators (I2R)
+    ("andrewssobral/lrslibrary", "dataset/shop.avi", 40),  # shopping-centre corridor (I2R)
+)
+
+
+def bgs_videos(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Fixed surveillance cameras of two background-subtraction libraries: roads and motorways
+    from bridges and gantries (cars, no people), station escalators and a shopping-centre
+    corridor (people small). Teacher-labelled, all train; kept whole whatever
+    --limit-scale."""
+    for repo, path, count in BGS_CLIPS:
+        blobs = GitBlobs(git_dir_for(mirrors, repo))
+        for index, frame in blob_video_frames(blobs, path, count):
+            yield Item(
+                "bgs_videos",
+                f"{repo}:{path}#{index}",
+                lambda f=frame: f,
+                split="train",
+                crops=3,
+                neg_crops=2,
+            )
+
+
+def mall_head_boxes(mat: bytes, size: tuple[int, int]) -> list[list[Box]]:
+    """Person boxes per Mall frame from the head points of ``mall_gt.mat``: a body of height
+    25 px + 0.3 x (head row) in the 640x480 frame (the camera's perspective), 0.4 x as wide,
+    hanging from the head."""
+    from scipy.io import loadmat
+
+    w, h = size
+    frames = loadmat(io.BytesIO(mat))["frame"][0]
+    out: list[list[Box]] = []
+    for fr in frames:
+        boxes: list[Box] = []
+        for x, y in np.asarray(fr["loc"][0, 0], float).reshape(-1, 2):
+            ph = 25.0 + 0.3 * y
+            box = (x - 0.2 * ph, y - 0.1 * ph, x + 0.2 * ph, y + 0.9 * ph)
+            boxes.append(
+                (
+                    max(0.0, box[0] / w),
+                    max(0.0, box[1] / h),
+                    min(1.0, box[2] / w),
+                    min(1.0, box[3] / h),
+                )
+            )
+        out.append(boxes)
+    return out
+
+
+def crowd_counting(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Crowd-counting sets of one repository: the Mall dataset (one shopping-mall CCTV camera,
+    2,000 frames, 13-53 people each, small; every 10th frame, all train, labelled from the
+    annotated head points with person-free crops of the floor between them), the ShanghaiTech
+    part A web photos of dense crowds and the 50 UCF-CC-50 photos (people by construction,
+    no crops: unannotated heads would make a random crop a false negative). ShanghaiTech part
+    B is left out: the held-out ``crowds`` source is a part-B sample."""
+    blobs = GitBlobs(git_dir_for(mirrors, "jeremiastraub/CountNet"))
+    paths = blobs.paths()
+    mall = sorted(p for p in paths if p.startswith("datasets/Mall/frames/seq_"))
+    heads = mall_head_boxes(blobs.read("datasets/Mall/mall_gt.mat") or b"", (640, 480))
+    for p in mall[::10]:
+        index = int(p.rsplit("_", 1)[1].split(".")[0]) - 1
+        yield Item(
+            "mall_cctv",
+            p,
+            blob_loader(blobs, p),
+            gt_boxes=heads[index],
+            split="train",
+            crops=3,
+            neg_crops=3,
+        )
+    photos = [
+        p
+        for p in paths
+        if p.startswith(("datasets/ShanghaiTech_A/", "datasets/UCF_CC_50/UCF_CC_50/"))
+        and p.lower().endswith(".jpg")
+    ]
+    for p in sample(photos, int(532 * scale), "crowd_photos"):
+        yield Item("crowd_photos", p, blob_loader(blobs, p), prior="person", crops=0)
+
+
+def voc_photos(mirrors: Path, scale: float) -> Iterator[Item]:
+    """1,907 PASCAL-VOC-style Flickr photos (at most 500 px a side) chosen for five classes
+    (car, person, bus, train, cat): street scenes, parked and moving cars, stations, cats
+    indoors. Teacher-labelled; person-free crops beside the people."""
+    blobs = GitBlobs(git_dir_for(mirrors, "BernieChen96/ImageClassification"))
+    imgs = [p for p in blobs.paths() if p.startswith("JPEGImages/") and p.endswith(".jpg")]
+    for p in sample(imgs, int(1907 * scale), "voc_photos"):
+        yield Item("voc_photos", p, blob_loader(blobs, p), crops=2, neg_crops=1)
+
+
+def shop_scenes(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Web photos of shop fronts and LED shop signs in streets (``single-screen/``), office
+    desks and furniture (``123/``, ``dataset-desk/``), and the staff of a service hall
+    (``photo-train/``: a few people photographed repeatedly, so all train). Teacher-labelled;
+    duplicates removed by blob id; a few blobs are saved HTML error pages (unreadable)."""
+    blobs = GitBlobs(git_dir_for(mirrors, "dididixu/ddd"))
+    ids = blobs.blob_ids()
+    seen: set[str] = set()
+    imgs: list[str] = []
+    for p in sorted(ids):
+        if not p.startswith(("single-screen/", "123/", "dataset-desk/", "photo-train/")):
+            continue
+        if p.lower().endswith(IMAGE_EXT) and ids[p] not in seen:
+            seen.add(ids[p])
+            imgs.append(p)
+    for p in sample(imgs, int(1522 * scale), "shop_scenes"):
+        split = "train" if p.startswith("photo-train/") else None
+        yield Item("shop_scenes", p, blob_loader(blobs, p), split=split, crops=1, neg_crops=1)
+
+
 # Animals with Attributes classes of one copy (kovacspeter/Animal-classification): these go to
 # training, the other four (tiger, zebra, killer whale, blue whale) are held out.
 AWA_TRAIN = ("chihuahua", "chimpanzee", "fox", "gorilla", "seal", "wolf")
@@ -906,6 +1065,12 @@ def all_items(mirrors: Path, cache: Path, scale: float) -> tuple[list[Item], dic
         ("inria_people", lambda: inria_people(mirrors, scale)),
         ("street_frames", lambda: street_frames(mirrors, scale)),
         ("traffic_cams", lambda: traffic_cams(mirrors, scale)),
+        # dataset v11
+        ("pets2001_campus", lambda: pets2001_campus(mirrors, scale)),
+        ("bgs_videos", lambda: bgs_videos(mirrors, scale)),
+        ("crowd_counting", lambda: crowd_counting(mirrors, scale)),
+        ("voc_photos", lambda: voc_photos(mirrors, scale)),
+        ("shop_scenes", lambda: shop_scenes(mirrors, scale)),
     ]
     items: list[Item] = []
     missing: dict[str, str] = {}
@@ -927,8 +1092,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--out",
         type=Path,
-        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v10")),
-        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v10)",
+        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v11")),
+        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v11)",
     )
     ap.add_argument(
         "--cache",
@@ -956,7 +1121,7 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=1.0,
         help="scale the per-source caps of the sampled training sources "
-        "(the held-out set and the aerial scenes stay whole)",
+        "(the held-out set, the aerial scenes and the v11 fixed-camera frames stay whole)",
     )
     ap.add_argument("--composites", type=int, default=6000, help="copy-paste train samples")
     args = ap.parse_args(argv)
