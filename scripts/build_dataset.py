@@ -35,7 +35,8 @@ Dataset v10 = v9 + UTKFace face crops, INRIA Person training crops, street/indoo
 frames and fixed traffic-camera frames.
 Dataset v11 = v10 + fixed-camera views (PETS 2001 campus frames and backgrounds, the clips of
 two background-subtraction libraries, the Mall CCTV frames), crowd photos (ShanghaiTech part
-A, UCF-CC-50), VOC-style street/car photos and shop-front / office photos.
+A, UCF-CC-50), VOC-style street/car photos, shop-front / office photos and nuScenes street
+frames.
 """
 
 from __future__ import annotations
@@ -857,6 +858,23 @@ def shop_scenes(mirrors: Path, scale: float) -> Iterator[Item]:
         yield Item("shop_scenes", p, blob_loader(blobs, p), split=split, crops=1, neg_crops=1)
 
 
+def nuscenes_frames(mirrors: Path, scale: float) -> Iterator[Item]:
+    """nuScenes front-camera keyframes (1600x900, Boston streets and car parks seen from a car:
+    parked and moving cars, lorries, a few pedestrians); drive sequences, so all train.
+    Teacher-labelled, with person-free crops beside the walkers. nuScenes terms: CC BY-NC-SA
+    4.0 (non-commercial); no licence in the repository."""
+    blobs = GitBlobs(git_dir_for(mirrors, "youngibby/nuscene"))
+    ids = blobs.blob_ids()
+    seen: set[str] = set()
+    imgs: list[str] = []
+    for p in sorted(ids):
+        if p.startswith(("image_2/", "testing/")) and p.endswith(".png") and ids[p] not in seen:
+            seen.add(ids[p])
+            imgs.append(p)
+    for p in sample(imgs, int(199 * scale), "nuscenes"):
+        yield Item("nuscenes_frames", p, blob_loader(blobs, p), split="train", crops=3, neg_crops=2)
+
+
 # Animals with Attributes classes of one copy (kovacspeter/Animal-classification): these go to
 # training, the other four (tiger, zebra, killer whale, blue whale) are held out.
 AWA_TRAIN = ("chihuahua", "chimpanzee", "fox", "gorilla", "seal", "wolf")
@@ -1071,6 +1089,7 @@ def all_items(mirrors: Path, cache: Path, scale: float) -> tuple[list[Item], dic
         ("crowd_counting", lambda: crowd_counting(mirrors, scale)),
         ("voc_photos", lambda: voc_photos(mirrors, scale)),
         ("shop_scenes", lambda: shop_scenes(mirrors, scale)),
+        ("nuscenes_frames", lambda: nuscenes_frames(mirrors, scale)),
     ]
     items: list[Item] = []
     missing: dict[str, str] = {}
