@@ -8,7 +8,7 @@
   the validation split (through the int8 model), sha256, training summary, dataset counts.
 
     python scripts/quantize.py --model "$TINYEDGE_CACHE/train/run/model.keras" \
-        --data "$TINYEDGE_CACHE/dataset_v10"
+        --data "$TINYEDGE_CACHE/dataset_v12"
 
 Default paths follow ``$TINYEDGE_CACHE`` (else ``~/.cache/tinyedge``).
 """
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = Path(os.environ.get("TINYEDGE_CACHE", Path.home() / ".cache" / "tinyedge"))
     ap.add_argument("--model", type=Path, default=cache / "train" / "run" / "model.keras")
     ap.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v10"))
+        "--data", type=Path, default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v12"))
     )
     ap.add_argument("--cache", type=Path, default=cache / "models", help="fp32/int16x8 exports")
     ap.add_argument(
