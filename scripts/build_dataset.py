@@ -437,46 +437,30 @@ def cctv_videos(mirrors: Path, scale: float) -> Iterator[Item]:
     a parking lot, a bottle line, and the GIF previews of the clips whose MP4 is too large for
     the snapshot (people walking, a street from above, a classroom, a store aisle, a work
     zone). Frames go to train as a whole; the teacher labels each frame."""
-    import cv2
-
-    git_dir = git_dir_for(mirrors, "intel-iot-devkit/sample-videos")
-    blobs = GitBlobs(git_dir)
-    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / "tinyedge_videos"
-    tmp.mkdir(parents=True, exist_ok=True)
+    blobs = GitBlobs(git_dir_for(mirrors, "intel-iot-devkit/sample-videos"))
     for p in blobs.paths():
-        if not p.endswith((".mp4", ".gif")):
+        if p.endswith(".mp4"):
+            for index, frame in blob_video_frames(blobs, p, 60):
+                yield Item(
+                    "cctv", f"{p}#{index}", lambda f=frame: f, split="train", crops=2, neg_crops=2
+                )
             continue
+        if not p.endswith(".gif"):
+            continue
+        clip = p.split("/")[-1].replace(".gif", ".mp4")
+        if any(w in p for w in ("bolt", "bottle", "fruit")) or blobs.read(clip):
+            continue  # no people, or the MP4 itself is in the snapshot
         data = blobs.read(p)
         if not data:
             continue
-        local = tmp / p.replace("/", "_")
-        local.write_bytes(data)
-        if p.endswith(".gif"):
-            clip = p.split("/")[-1].replace(".gif", ".mp4")
-            if any(w in p for w in ("bolt", "bottle", "fruit")) or blobs.read(clip):
-                continue  # no people, or the MP4 itself is in the snapshot
-            with Image.open(local) as im:
-                n = getattr(im, "n_frames", 1)
-                for index in range(0, n, max(1, n // 12)):
-                    im.seek(index)
-                    frame = np.asarray(im.convert("RGB")).copy()
-                    yield Item(
-                        "cctv",
-                        f"{p}#{index}",
-                        lambda f=frame: f,
-                        split="train",
-                        crops=2,
-                        neg_crops=2,
-                    )
-            continue
-        cap = cv2.VideoCapture(str(local))
-        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or 1
-        cap.release()
-        for index, rgb in video_frames(local, max(1, total // 60)):
-            frame = rgb.copy()
-            yield Item(
-                "cctv", f"{p}#{index}", lambda f=frame: f, split="train", crops=2, neg_crops=2
-            )
+        with Image.open(io.BytesIO(data)) as im:
+            n = getattr(im, "n_frames", 1)
+            for index in range(0, n, max(1, n // 12)):
+                im.seek(index)
+                frame = np.asarray(im.convert("RGB")).copy()
+                yield Item(
+                    "cctv", f"{p}#{index}", lambda f=frame: f, split="train", crops=2, neg_crops=2
+                )
 
 
 def weather(mirrors: Path, scale: float) -> Iterator[Item]:

@@ -25,12 +25,8 @@ from tinyedge.model import PersonModel
 from tinyedge.preprocess import Preprocessor
 from tinyedge.sources.opencv import OpenCVSource
 
-
-def val_scores(model: PersonModel, data: Path) -> tuple[np.ndarray, np.ndarray]:
-    d = np.load(data / "val.npz")
-    x, y = d["x"], d["y"]
-    s = np.array([model.score((im ^ 0x80).view(np.int8)[None, :, :, None]) for im in x])
-    return s[y == 0], s[y == 1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quantize import val_scores  # a sibling script
 
 
 def video_scores(model: PersonModel, video: str) -> list[tuple[float, float]]:
@@ -73,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         model = PersonModel(path)
         th = model.info.thresholds
         on = float(th.get("on", EventConfig.on_threshold))
-        neg, pos = val_scores(model, args.data)
+        y, s = val_scores(Path(path), args.data, model.input_spec.height)
+        neg, pos = s[y == 0], s[y == 1]
         traces = {v: video_scores(model, v) for v in args.videos}
         rules = [("sidecar", float(th.get("off", EventConfig.off_threshold)))]
         for p in args.percentiles.split(","):
