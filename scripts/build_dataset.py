@@ -757,6 +757,67 @@ def bgs_videos(mirrors: Path, scale: float) -> Iterator[Item]:
             )
 
 
+# Fixed cameras whose empty view (the per-pixel median of frames spread over the clip) is a
+# negative: (repository, path, frames). The intel clips car-detection and bottle-detection and
+# opencv-doc's vtest.avi are left out: they are the videos the shipped model is checked on
+# (scripts/video_check.py, examples/plaza.mp4 is made from vtest.avi's median).
+EMPTY_VIEW_CLIPS = (
+    *((repo, path, 90) for repo, path, _ in BGS_CLIPS),
+    ("intel-iot-devkit/sample-videos", "one-by-one-person-detection.mp4", 90),
+    ("intel-iot-devkit/sample-videos", "preview/classroom.gif", 0),
+    ("intel-iot-devkit/sample-videos", "preview/face-demographics-walking.gif", 0),
+    ("intel-iot-devkit/sample-videos", "preview/face-demographics-walking-and-pause.gif", 0),
+    ("intel-iot-devkit/sample-videos", "preview/people-detection.gif", 0),
+    ("intel-iot-devkit/sample-videos", "preview/person-bicycle-car-detection.gif", 0),
+    ("intel-iot-devkit/sample-videos", "preview/store-aisle-detection.gif", 0),
+    ("intel-iot-devkit/sample-videos", "preview/worker-zone-detection.gif", 0),
+)
+EMPTY_VIEW_WINDOWS = 3  # medians over the clip's first, middle and last third: light drifts
+
+
+def clip_frames(blobs: GitBlobs, path: str, count: int) -> list[np.ndarray]:
+    """RGB frames of a clip in a git snapshot: about ``count`` of a video, all of a GIF."""
+    if not path.endswith(".gif"):
+        return [f for _, f in blob_video_frames(blobs, path, count)]
+    data = blobs.read(path)
+    if not data:
+        return []
+    frames = []
+    with Image.open(io.BytesIO(data)) as im:
+        for index in range(getattr(im, "n_frames", 1)):
+            im.seek(index)
+            frames.append(np.asarray(im.convert("RGB")).copy())
+    return frames
+
+
+def median_views(frames: list[np.ndarray], windows: int) -> list[np.ndarray]:
+    """The per-pixel median of each of ``windows`` consecutive runs of frames: what the
+    camera sees once the people who pass have been voted out."""
+    runs = [r for r in np.array_split(np.arange(len(frames)), windows) if len(r) >= 5]
+    return [np.median(np.stack([frames[i] for i in r]), axis=0).astype(np.uint8) for r in runs]
+
+
+def empty_views(mirrors: Path, scale: float) -> Iterator[Item]:
+    """The empty scene of each fixed camera the set already samples (roads, escalators, a
+    shop corridor, a doorway, a classroom, store aisles, a work zone, the Mall dataset's
+    CCTV): per-pixel medians of its frames, as a doorbell sees its porch most of the day.
+    The teacher labels each median like any photo, so a person who stood still stays a
+    person. All train; kept whole whatever --limit-scale."""
+    for repo, path, count in EMPTY_VIEW_CLIPS:
+        blobs = GitBlobs(git_dir_for(mirrors, repo))
+        for w, view in enumerate(median_views(clip_frames(blobs, path, count), EMPTY_VIEW_WINDOWS)):
+            yield Item(
+                "empty_views", f"{repo}:{path}@{w}", lambda v=view: v, split="train", crops=6
+            )
+    blobs = GitBlobs(git_dir_for(mirrors, "jeremiastraub/CountNet"))
+    mall = sorted(p for p in blobs.paths() if p.startswith("datasets/Mall/frames/seq_"))
+    if mall:
+        frames = [blob_loader(blobs, p)() for p in mall[::10]]
+        for w, view in enumerate(median_views(frames, EMPTY_VIEW_WINDOWS)):
+            key = f"jeremiastraub/CountNet:datasets/Mall/frames@{w}"
+            yield Item("empty_views", key, lambda v=view: v, split="train", crops=6)
+
+
 def mall_head_boxes(mat: bytes, size: tuple[int, int]) -> list[list[Box]]:
     """Person boxes per Mall frame from the head points of ``mall_gt.mat``: a body of height
     25 px + 0.3 x (head row) in the 640x480 frame (the camera's perspective), 0.4 x as wide,
@@ -1158,6 +1219,8 @@ def all_items(mirrors: Path, cache: Path, scale: float) -> tuple[list[Item], dic
         ("grocery_items", lambda: grocery_items(mirrors, scale)),
         ("cattle_photos", lambda: cattle_photos(mirrors, scale)),
         ("house_photos", lambda: house_photos(mirrors, scale)),
+        # dataset v13
+        ("empty_views", lambda: empty_views(mirrors, scale)),
     ]
     items: list[Item] = []
     missing: dict[str, str] = {}

@@ -4,8 +4,10 @@
   int8 input with scale 1/255 and zero point -128 (so the runtime maps a pixel with
   ``pixel ^ 0x80``), int8 output. Checked after conversion; refuses to ship otherwise.
 * ``CACHE/person_fp32.tflite`` and ``CACHE/person_int16x8.tflite`` for benchmarks.
-* ``person_int8.json`` sidecar: name, version, labels, input spec, thresholds calibrated on
-  the validation split (through the int8 model), sha256, training summary, dataset counts.
+* ``person_int8.json`` sidecar: name, version, labels, input spec, thresholds calibrated
+  through the int8 model (``on`` on the validation split, or with ``--calib DIR`` on photos
+  from sources training never saw; ``off`` from the validation negatives), sha256, training
+  summary, dataset counts.
 
     python scripts/quantize.py --model "$TINYEDGE_CACHE/train/run/model.keras" \
         --data "$TINYEDGE_CACHE/dataset_v12"
@@ -102,20 +104,31 @@ def val_scores(model_path: Path, data: Path, size: int) -> tuple[np.ndarray, np.
 OFF_PERCENTILE = 70.0  # "off" sits at this percentile of the val negatives' scores
 
 
-def calibrate(y: np.ndarray, s: np.ndarray) -> dict[str, float]:
-    """ "on": the threshold with the best balanced accuracy on the validation split.
-
-    "off" (hysteresis) ends a visit once scores stay under it. An empty scene that scores
-    between ``off`` and ``on`` holds an open visit open, so ``off`` is taken from the
-    negatives: their 70th percentile, never under 0.6 × ``on`` (the older rule, which left a
-    quarter of the val negatives in that band) and never above ``on``.
-    """
+def best_threshold(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
+    """The score threshold with the best balanced accuracy, and that balanced accuracy."""
     best_t, best_ba = 0.5, -1.0
     for t in np.unique(np.round(s, 4)):
         pred = s >= t
         ba = (pred[y == 1].mean() + (~pred[y == 0]).mean()) / 2
         if ba > best_ba:
             best_t, best_ba = float(t), float(ba)
+    return best_t, best_ba
+
+
+def calibrate(y: np.ndarray, s: np.ndarray, on: float | None = None) -> dict[str, float]:
+    """ "on": the threshold with the best balanced accuracy on the validation split, unless
+    ``on`` is given (chosen on a source-disjoint calibration set; see ``calibration_scores``).
+
+    "off" (hysteresis) ends a visit once scores stay under it. An empty scene that scores
+    between ``off`` and ``on`` holds an open visit open, so ``off`` is taken from the
+    negatives: their 70th percentile, never under 0.6 × ``on`` (the older rule, which left a
+    quarter of the val negatives in that band) and never above ``on``.
+    """
+    best_t, best_ba = best_threshold(y, s)
+    if on is not None:
+        best_t = on
+        pred = s >= on
+        best_ba = float((pred[y == 1].mean() + (~pred[y == 0]).mean()) / 2)
     neg, pos = s[y == 0], s[y == 1]
     p_neg = float(np.percentile(neg, OFF_PERCENTILE)) if len(neg) else 0.0
     off = round(min(best_t, max(0.02, 0.6 * best_t, p_neg)), 4)
@@ -128,6 +141,19 @@ def calibrate(y: np.ndarray, s: np.ndarray) -> dict[str, float]:
         else 0.0,
         "persons_under_off": round(float(np.mean(pos < off)), 4) if len(pos) else 0.0,
     }
+
+
+def calibration_scores(model_path: Path, directory: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and person scores of a folder of photos in the ``tinyedge evaluate`` layout
+    (``person/``, ``no_person/``), scored exactly as ``tinyedge evaluate`` scores them."""
+    from tinyedge.evaluate import find_images, score_images
+    from tinyedge.model import PersonModel
+
+    images = find_images(directory)
+    if not images:
+        raise SystemExit(f"{directory}: no person/ or no_person/ images to calibrate on")
+    labels, scores, _, _ = score_images(PersonModel(model_path), images)
+    return np.asarray(labels, int), np.asarray(scores)
 
 
 def split_sources(counts: dict[str, int], known: list[str]) -> dict[str, list[str]]:
@@ -158,6 +184,13 @@ def main(argv: list[str] | None = None) -> int:
         help="where the int8 file and its sidecar go (default: the cache; pass "
         "tinyedge/models/person_int8.tflite to replace the shipped model)",
     )
+    ap.add_argument(
+        "--calib",
+        type=Path,
+        default=None,
+        help="choose the 'on' threshold on this folder of photos (person/, no_person/) from "
+        "sources training never saw, instead of on the validation split",
+    )
     ap.add_argument("--version", default="0.1.0")
     args = ap.parse_args(argv)
 
@@ -177,7 +210,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"int8 model: {len(int8):,} bytes, input scale {scale:.8f} zero point {zp}")
 
     y, s = val_scores(args.ship, args.data, size)
-    thresholds = calibrate(y, s)
+    calib: dict[str, object] = {}
+    on = None
+    if args.calib is not None:
+        cy, cs = calibration_scores(args.ship, args.calib)
+        on, calib_ba = best_threshold(cy, cs)
+        calib = {
+            "on_from": str(args.calib.name),
+            "on_from_samples": {"person": int(cy.sum()), "no_person": int(len(cy) - cy.sum())},
+            "on_from_balanced_accuracy": round(calib_ba, 4),
+            "val_best_on": round(best_threshold(y, s)[0], 4),
+        }
+    thresholds = calibrate(y, s, on)
     summary_path = args.model.parent / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     manifest_path = args.data / "manifest.json"
@@ -201,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             "dataset": args.data.name,
             "split": "val",
             "samples": len(y),
+            **calib,
             "balanced_accuracy_at_on": thresholds["val_balanced_accuracy"],
             "off_rule": f"p{OFF_PERCENTILE:g} of val negatives, >= 0.6 x on, <= on",
             "negatives_between_off_and_on": thresholds["negatives_between_off_and_on"],

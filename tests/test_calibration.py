@@ -51,3 +51,31 @@ def test_off_never_drops_under_the_older_rule_nor_rises_over_on():
     th = q.calibrate(y, s)
     assert np.percentile(s[y == 0], q.OFF_PERCENTILE) > th["on"]
     assert th["off"] == th["on"]
+
+
+def test_on_from_a_calibration_set_moves_on_and_keeps_off_under_it():
+    q = load_quantize()
+    y, s = scores(np.random.default_rng(4), neg=(2.0, 4.0), pos=(5.0, 2.0))
+    val_on = q.calibrate(y, s)["on"]
+    th = q.calibrate(y, s, on=0.8)
+    assert val_on < 0.8
+    assert th["on"] == 0.8
+    assert 0.6 * 0.8 <= th["off"] <= 0.8
+    pred = s >= 0.8
+    assert th["val_balanced_accuracy"] == round(
+        (pred[y == 1].mean() + (~pred[y == 0]).mean()) / 2, 4
+    )
+    best_t, best_ba = q.best_threshold(y, s)
+    assert best_t == val_on and best_ba >= th["val_balanced_accuracy"]
+
+
+def test_calibration_scores_read_the_evaluate_layout_with_the_shipped_model():
+    q = load_quantize()
+    root = Path(__file__).resolve().parents[1]
+    model = root / "tinyedge" / "models" / "person_int8.tflite"
+    y, s = q.calibration_scores(model, root / "tests" / "fixtures" / "images")
+    assert 0 < y.sum() < len(y)
+    assert ((s >= 0) & (s <= 1)).all()
+    _on, ba = q.best_threshold(y, s)
+    assert ba > 0.75  # the committed fixtures are clear cases
+    assert s[y == 1].mean() > s[y == 0].mean()
