@@ -757,6 +757,32 @@ def bgs_videos(mirrors: Path, scale: float) -> Iterator[Item]:
             )
 
 
+# Fixed cameras over open ground with people walking far off (akissimas/Computer-Vision,
+# an exercise repository; licence unstated): a lakeside path, a field, a campus crossing.
+WALKING_CLIPS = (
+    ("akissimas/Computer-Vision", "exercise_5/man_walking.mp4", 60),
+    ("akissimas/Computer-Vision", "exercise_5/oldman_walking.mp4", 60),
+    ("akissimas/Computer-Vision", "exercise_5/people_walking.mp4", 60),
+)
+
+
+def walking_clips(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Three fixed outdoor cameras with walkers small in the frame, the gate-camera view.
+    Teacher-labelled, all train (one scene per clip); person-free crops beside the walkers;
+    kept whole whatever --limit-scale."""
+    for repo, path, count in WALKING_CLIPS:
+        blobs = GitBlobs(git_dir_for(mirrors, repo))
+        for index, frame in blob_video_frames(blobs, path, count):
+            yield Item(
+                "walking_clips",
+                f"{repo}:{path}#{index}",
+                lambda f=frame: f,
+                split="train",
+                crops=3,
+                neg_crops=2,
+            )
+
+
 # Fixed cameras whose empty view (the per-pixel median of frames spread over the clip) is a
 # negative: (repository, path, frames). The intel clips car-detection and bottle-detection and
 # opencv-doc's vtest.avi are left out: they are the videos the shipped model is checked on
@@ -771,6 +797,7 @@ EMPTY_VIEW_CLIPS = (
     ("intel-iot-devkit/sample-videos", "preview/person-bicycle-car-detection.gif", 0),
     ("intel-iot-devkit/sample-videos", "preview/store-aisle-detection.gif", 0),
     ("intel-iot-devkit/sample-videos", "preview/worker-zone-detection.gif", 0),
+    *((repo, path, 90) for repo, path, _ in WALKING_CLIPS),
 )
 EMPTY_VIEW_WINDOWS = 3  # medians over the clip's first, middle and last third: light drifts
 
@@ -1221,6 +1248,7 @@ def all_items(mirrors: Path, cache: Path, scale: float) -> tuple[list[Item], dic
         ("house_photos", lambda: house_photos(mirrors, scale)),
         # dataset v13
         ("empty_views", lambda: empty_views(mirrors, scale)),
+        ("walking_clips", lambda: walking_clips(mirrors, scale)),
     ]
     items: list[Item] = []
     missing: dict[str, str] = {}
