@@ -1346,7 +1346,10 @@ def main(argv: list[str] | None = None) -> int:
     cutouts: list[Cutout] = []
     known = previous_teacher_output(args.out / "labels.jsonl")
     start = time.time()
-    with open(args.out / "labels.jsonl", "w") as log:
+    # written beside the old file and moved over it at the end: a build stopped half-way
+    # leaves the previous teacher boxes whole for the next one to reuse
+    partial = args.out / "labels.jsonl.partial"
+    with open(partial, "w") as log:
         for n, item in enumerate(items):
             if n % 20 == 0:
                 progress(n, len(items), start, item.source)
@@ -1409,6 +1412,7 @@ def main(argv: list[str] | None = None) -> int:
             if label == 1 and item.neg_crops:
                 add_background_crops(shards[split], item, luma, strong, weak, rng, counts, split)
         progress(len(items), len(items), start, "done")
+    partial.replace(args.out / "labels.jsonl")
     sys.stderr.write("\n")
     if cutouts and backgrounds:
         print(
