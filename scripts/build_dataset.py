@@ -40,6 +40,9 @@ frames.
 Dataset v12 = v11 + more animal species and everyday objects photographed in real life
 (CUB-200 birds, dairy cattle, waste objects, grocery-store produce and cartons) and empty
 rooms / house fronts (Houses Dataset), each capped at 1,500 photos (x --limit-scale).
+Dataset v14 = v13 + car and motorbike close-ups (Kaggle "Car vs Bike" web photos) and deer /
+wildlife photos (web and camera-trap), teacher-labelled negatives for the car close-ups and
+animals the model took for people, each capped at 1,500 photos (x --limit-scale).
 """
 
 from __future__ import annotations
@@ -1025,6 +1028,42 @@ def house_photos(mirrors: Path, scale: float) -> Iterator[Item]:
         yield Item("house_photos", p, blob_loader(blobs, p), prior="no_person", crops=1)
 
 
+CAR_BIKE_REPO = "hiabhinavvv/BinaryImageClassification"
+CAR_BIKE_DIR = "archive/Car-Bike-Dataset/"
+
+
+def car_bike_photos(mirrors: Path, scale: float) -> Iterator[Item]:
+    """The Kaggle "Car vs Bike Classification" web photos (Car/, Bike/; ~300x170): modern
+    cars close up (dealer and press shots, showrooms, streets, side and front views) and
+    motorbikes (studio shots, streets, some with riders). No claim: riders, drivers and
+    bystanders appear, so the teacher labels them as any photo. Cars weigh double (the
+    held-out car close-ups are the failure this source is for)."""
+    blobs = GitBlobs(git_dir_for(mirrors, CAR_BIKE_REPO))
+    cars = unique_images(blobs, (CAR_BIKE_DIR + "Car/",))
+    bikes = unique_images(blobs, (CAR_BIKE_DIR + "Bike/",))
+    for p in sample(cars, int(1000 * scale), "car_bike_cars") + sample(
+        bikes, int(500 * scale), "car_bike_bikes"
+    ):
+        yield Item("car_bike_photos", p, blob_loader(blobs, p), crops=1)
+
+
+# The Remote Sentinel project's deer / not-deer training photos; a later commit deletes them,
+# so they are read at the last commit that has both folders.
+DEER_REPO = "vhshen/cameratrap"
+DEER_COMMIT = "7b4eee07992be04519b66886c62e56d40bafdc6b"
+
+
+def deer_cams(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Deer and other wildlife (foxes, turkeys, squirrels, coyotes, birds) in woods, fields,
+    gardens and on roads: web and camera-trap photos (day colour and night infrared), <= 500 px,
+    plus empty trail-camera frames and tracks in snow. No claim: the "not deer" half has some
+    people (hikers, a child on a pavement), so the teacher labels them as any photo."""
+    blobs = GitBlobs(git_dir_for(mirrors, DEER_REPO), rev=DEER_COMMIT)
+    imgs = unique_images(blobs, ("data/deer_train/", "data/notDeer_train/"))
+    for p in sample(imgs, int(1500 * scale), "deer_cams"):
+        yield Item("deer_cams", p, blob_loader(blobs, p), crops=1)
+
+
 # Animals with Attributes classes of one copy (kovacspeter/Animal-classification): these go to
 # training, the other four (tiger, zebra, killer whale, blue whale) are held out.
 AWA_TRAIN = ("chihuahua", "chimpanzee", "fox", "gorilla", "seal", "wolf")
@@ -1249,6 +1288,9 @@ def all_items(mirrors: Path, cache: Path, scale: float) -> tuple[list[Item], dic
         # dataset v13
         ("empty_views", lambda: empty_views(mirrors, scale)),
         ("walking_clips", lambda: walking_clips(mirrors, scale)),
+        # dataset v14
+        ("car_bike_photos", lambda: car_bike_photos(mirrors, scale)),
+        ("deer_cams", lambda: deer_cams(mirrors, scale)),
     ]
     items: list[Item] = []
     missing: dict[str, str] = {}
