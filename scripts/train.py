@@ -6,11 +6,11 @@ the int8 tensor ``pixel ^ 0x80`` back to the same value). Training uses hard lab
 sources/teacher blended with the teacher's soft person score (distillation), per-source and
 per-class re-weighting, and light photometric/geometric augmentation.
 
-    python scripts/train.py --data "$TINYEDGE_CACHE/dataset_v13" --out "$TINYEDGE_CACHE/train/run1" \
+    python scripts/train.py --data "$TINYEDGE_CACHE/dataset_v14" --out "$TINYEDGE_CACHE/train/run1" \
         [--size 128] [--width 1.0] [--epochs 14]
 
 Default paths follow ``$TINYEDGE_CACHE`` (else ``~/.cache/tinyedge``): data
-``$TINYEDGE_DATASET`` or ``CACHE/dataset_v13``, output ``CACHE/train/run``.
+``$TINYEDGE_DATASET`` or ``CACHE/dataset_v14``, output ``CACHE/train/run``.
 
 Writes ``model.keras``, ``history.json`` and ``summary.json`` (params, val metrics) to --out.
 """
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     cache = cache_root()
     ap.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v13"))
+        "--data", type=Path, default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v14"))
     )
     ap.add_argument("--out", type=Path, default=cache / "train" / "run")
     ap.add_argument("--size", type=int, default=128)
