@@ -742,22 +742,30 @@ BGS_CLIPS = (
 )
 
 
-def bgs_videos(mirrors: Path, scale: float) -> Iterator[Item]:
-    """Fixed surveillance cameras of two background-subtraction libraries: roads and motorways
-    from bridges and gantries (cars, no people), station escalators and a shopping-centre
-    corridor (people small). Teacher-labelled, all train; kept whole whatever
-    --limit-scale."""
-    for repo, path, count in BGS_CLIPS:
+def fixed_camera_frames(
+    mirrors: Path, source: str, clips: tuple[tuple[str, str, int], ...]
+) -> Iterator[Item]:
+    """About ``count`` evenly spaced frames of each (repository, path, count) clip, all train
+    (one camera = one scene), teacher-labelled, with 3 crops and 2 person-free crops each."""
+    for repo, path, count in clips:
         blobs = GitBlobs(git_dir_for(mirrors, repo))
         for index, frame in blob_video_frames(blobs, path, count):
             yield Item(
-                "bgs_videos",
+                source,
                 f"{repo}:{path}#{index}",
                 lambda f=frame: f,
                 split="train",
                 crops=3,
                 neg_crops=2,
             )
+
+
+def bgs_videos(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Fixed surveillance cameras of two background-subtraction libraries: roads and motorways
+    from bridges and gantries (cars, no people), station escalators and a shopping-centre
+    corridor (people small). Teacher-labelled, all train; kept whole whatever
+    --limit-scale."""
+    return fixed_camera_frames(mirrors, "bgs_videos", BGS_CLIPS)
 
 
 # Fixed cameras over open ground with people walking far off (akissimas/Computer-Vision,
@@ -773,17 +781,7 @@ def walking_clips(mirrors: Path, scale: float) -> Iterator[Item]:
     """Three fixed outdoor cameras with walkers small in the frame, the gate-camera view.
     Teacher-labelled, all train (one scene per clip); person-free crops beside the walkers;
     kept whole whatever --limit-scale."""
-    for repo, path, count in WALKING_CLIPS:
-        blobs = GitBlobs(git_dir_for(mirrors, repo))
-        for index, frame in blob_video_frames(blobs, path, count):
-            yield Item(
-                "walking_clips",
-                f"{repo}:{path}#{index}",
-                lambda f=frame: f,
-                split="train",
-                crops=3,
-                neg_crops=2,
-            )
+    return fixed_camera_frames(mirrors, "walking_clips", WALKING_CLIPS)
 
 
 # Fixed cameras whose empty view (the per-pixel median of frames spread over the clip) is a
