@@ -104,14 +104,18 @@ def val_scores(model_path: Path, data: Path, size: int) -> tuple[np.ndarray, np.
 OFF_PERCENTILE = 70.0  # "off" sits at this percentile of the val negatives' scores
 
 
+def balanced_accuracy(y: np.ndarray, s: np.ndarray, t: float) -> float:
+    pred = s >= t
+    return float((pred[y == 1].mean() + (~pred[y == 0]).mean()) / 2)
+
+
 def best_threshold(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
     """The score threshold with the best balanced accuracy, and that balanced accuracy."""
     best_t, best_ba = 0.5, -1.0
     for t in np.unique(np.round(s, 4)):
-        pred = s >= t
-        ba = (pred[y == 1].mean() + (~pred[y == 0]).mean()) / 2
+        ba = balanced_accuracy(y, s, float(t))
         if ba > best_ba:
-            best_t, best_ba = float(t), float(ba)
+            best_t, best_ba = float(t), ba
     return best_t, best_ba
 
 
@@ -124,11 +128,10 @@ def calibrate(y: np.ndarray, s: np.ndarray, on: float | None = None) -> dict[str
     negatives: their 70th percentile, never under 0.6 × ``on`` (the older rule, which left a
     quarter of the val negatives in that band) and never above ``on``.
     """
-    best_t, best_ba = best_threshold(y, s)
-    if on is not None:
-        best_t = on
-        pred = s >= on
-        best_ba = float((pred[y == 1].mean() + (~pred[y == 0]).mean()) / 2)
+    if on is None:
+        best_t, best_ba = best_threshold(y, s)
+    else:
+        best_t, best_ba = on, balanced_accuracy(y, s, on)
     neg, pos = s[y == 0], s[y == 1]
     p_neg = float(np.percentile(neg, OFF_PERCENTILE)) if len(neg) else 0.0
     off = round(min(best_t, max(0.02, 0.6 * best_t, p_neg)), 4)
@@ -219,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             "on_from": str(args.calib.name),
             "on_from_samples": {"person": int(cy.sum()), "no_person": int(len(cy) - cy.sum())},
             "on_from_balanced_accuracy": round(calib_ba, 4),
-            "val_best_on": round(best_threshold(y, s)[0], 4),
+            "val_best_on": calibrate(y, s)["on"],
         }
     thresholds = calibrate(y, s, on)
     summary_path = args.model.parent / "summary.json"
