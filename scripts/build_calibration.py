@@ -134,18 +134,6 @@ SOURCES: tuple[CalibSource, ...] = (
 )
 
 
-class CalibTeacher(Teacher):
-    """The build_dataset teacher with a chosen thread count (the machine is shared)."""
-
-    def __init__(self, path: Path, threads: int = 1) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        self.interp = Interpreter(model_path=str(path), num_threads=threads)
-        self.interp.allocate_tensors()
-        self.inp = self.interp.get_input_details()[0]["index"]
-        self.out = self.interp.get_output_details()[0]["index"]
-
-
 def training_repos() -> list[str]:
     """Every owner/name string that build_dataset.py mentions (training + held-out)."""
     text = (Path(__file__).resolve().parent / "build_dataset.py").read_text()
@@ -225,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             if old.is_dir():
                 for f in old.glob("*.jpg"):
                     f.unlink()
-    teacher = CalibTeacher(args.teacher, args.threads)
+    teacher = Teacher(args.teacher, args.threads)
     counts: dict[str, Counter[str]] = {s.name: Counter() for s in SOURCES}
     start = time.time()
     for i, item in enumerate(items):

@@ -1124,10 +1124,10 @@ def heldout_people(mirrors: Path, scale: float) -> Iterator[Item]:
 class Teacher:
     """The converted CenterNet: person boxes (normalised) with scores for an RGB image."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, threads: int = 2) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interp = Interpreter(model_path=str(path), num_threads=2)
+        self.interp = Interpreter(model_path=str(path), num_threads=threads)
         self.interp.allocate_tensors()
         self.inp = self.interp.get_input_details()[0]["index"]
         self.out = self.interp.get_output_details()[0]["index"]
