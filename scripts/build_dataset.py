@@ -5,7 +5,8 @@ Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v14``
 
 * ``labels.jsonl``   one line per source image: source, key, split, teacher person boxes
 * ``{train,val,test}.npz``  gray ``SIZE x SIZE`` uint8 crops (full image + random crops),
-  hard label ``y`` (1 = person), teacher soft score ``soft``, source index ``src``
+  hard label ``y`` (1 = person), teacher soft score ``soft``, source index ``src``, and
+  ``heat``, a ``HEAT x HEAT`` map of where the person boxes fall in the crop (dense target)
 * ``test_images/{person,no_person}/``  the full test-split photos as JPEG (for
   ``tinyedge.evaluate`` and the peer benchmarks, which need the original RGB)
 * ``manifest.json``  counts per source, split and class
@@ -78,6 +79,7 @@ TEACHER_SIZE = 512
 PERSON_SCORE = 0.35  # teacher score for a person box
 CLEAR_SCORE = 0.15  # below this no box counts as a person at all
 MIN_AREA = 0.005  # Visual Wake Words rule: a person covers >= 0.5 % of the image
+HEAT = 16  # side of the per-sample person map (teacher boxes in crop coordinates)
 RNG_SEED = 1234
 Box = tuple[float, float, float, float]  # normalised x1, y1, x2, y2
 
@@ -1186,6 +1188,34 @@ def gray_crop(luma: np.ndarray, box: Box) -> np.ndarray:
     return np.asarray(im.resize((SIZE, SIZE), Image.BOX), np.uint8)
 
 
+def heat_map(crop: Box, scored: list[tuple[float, Box]]) -> np.ndarray:
+    """Where the people are inside ``crop``: a ``HEAT x HEAT`` uint8 map, each cell the
+    largest ``weight x covered fraction`` over the boxes (weight 1 for a person box, the
+    teacher's score for a weak one), 0..255. It is the dense distillation target of
+    ``train.py --heat-weight``: the student learns *where* the teacher saw people, not
+    only whether."""
+    out = np.zeros((HEAT, HEAT), np.float32)
+    cw, ch = (crop[2] - crop[0]) / HEAT, (crop[3] - crop[1]) / HEAT
+    if cw <= 0 or ch <= 0:
+        return out.astype(np.uint8)
+    x0 = crop[0] + cw * np.arange(HEAT)
+    y0 = crop[1] + ch * np.arange(HEAT)
+    for weight, b in scored:
+        ox = np.clip(np.minimum(x0 + cw, b[2]) - np.maximum(x0, b[0]), 0.0, None) / cw
+        oy = np.clip(np.minimum(y0 + ch, b[3]) - np.maximum(y0, b[1]), 0.0, None) / ch
+        np.maximum(out, weight * np.outer(oy, ox), out=out)
+    return np.round(np.clip(out, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def heat_boxes(
+    people: list[tuple[float, Box]], strong: list[Box], weak: list[Box]
+) -> list[tuple[float, Box]]:
+    """The boxes a heat map is drawn from: person boxes at weight 1; the weak ones at the
+    teacher's score (0.5 for an annotated box too small to count)."""
+    score = {b: s for s, b in people}
+    return [(1.0, b) for b in strong] + [(min(score.get(b, 0.5), 0.99), b) for b in weak]
+
+
 def split_of(item: Item) -> str:
     if item.heldout:
         return "heldout"
@@ -1375,7 +1405,7 @@ def main(argv: list[str] | None = None) -> int:
     SOURCE_INDEX.update(src_index)
     rng = np.random.default_rng(RNG_SEED)
     shards: dict[str, dict[str, list]] = {
-        s: {"x": [], "y": [], "soft": [], "src": []} for s in ("train", "val", "test")
+        s: {"x": [], "y": [], "soft": [], "src": [], "heat": []} for s in ("train", "val", "test")
     }
     counts: Counter[str] = Counter()
     test_dir = args.out / "test_images"
@@ -1429,16 +1459,19 @@ def main(argv: list[str] | None = None) -> int:
                 save_test_image(heldout_dir, item, rgb, label)
                 continue
             luma = luma_from_rgb(rgb)
+            scored = heat_boxes(people, strong, weak)
             if split == "train" and item.cutouts is not None:
                 cutouts.extend(item.cutouts(luma))
             if split == "train" and label == 0 and rng.random() < 0.6:
                 backgrounds.append(shrink(luma, 320))
+            whole = (0.0, 0.0, 1.0, 1.0)
             add(
                 shards[split],
-                gray_crop(luma, (0.0, 0.0, 1.0, 1.0)),
+                gray_crop(luma, whole),
                 label,
                 soft,
                 src_index[item.source],
+                heat_map(whole, scored),
             )
             if split == "test":
                 save_test_image(test_dir, item, rgb, label)
@@ -1448,10 +1481,17 @@ def main(argv: list[str] | None = None) -> int:
                 if lab is None:
                     continue
                 crop_soft = soft if lab else 0.0
-                add(shards[split], gray_crop(luma, box), lab, crop_soft, src_index[item.source])
+                add(
+                    shards[split],
+                    gray_crop(luma, box),
+                    lab,
+                    crop_soft,
+                    src_index[item.source],
+                    heat_map(box, scored),
+                )
                 counts[f"crops/{split}/{'person' if lab else 'no_person'}"] += 1
             if label == 1 and item.neg_crops:
-                add_background_crops(shards[split], item, luma, strong, weak, rng, counts, split)
+                add_background_crops(shards[split], item, luma, (strong, weak), rng, counts, split)
         progress(len(items), len(items), start, "done")
     partial.replace(args.out / "labels.jsonl")
     sys.stderr.write("\n")
@@ -1461,8 +1501,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         for _ in range(args.composites):
             bg = backgrounds[int(rng.integers(len(backgrounds)))]
-            add(shards["train"], composite(bg, cutouts, rng, SIZE), 1, 0.8, src_index["composites"])
-        counts["composites/train/person"] = args.composites
+            x, pasted = composite(bg, cutouts, rng, SIZE)
+            pasted = [b for b in pasted if area(b) >= MIN_AREA]
+            if not pasted:  # every figure fell off the frame or came out too small
+                counts["composites/dropped"] += 1
+                continue
+            whole = (0.0, 0.0, 1.0, 1.0)
+            heat = heat_map(whole, [(1.0, b) for b in pasted])
+            add(shards["train"], x, 1, 0.8, src_index["composites"], heat)
+            counts["composites/train/person"] += 1
     write_shards(args.out, shards)
     manifest = {
         "size": SIZE,
@@ -1484,20 +1531,21 @@ def add_background_crops(
     shard: dict[str, list],
     item: Item,
     luma: np.ndarray,
-    strong: list[Box],
-    weak: list[Box],
+    boxes: tuple[list[Box], list[Box]],
     rng: np.random.Generator,
     counts: Counter[str],
     split: str,
 ) -> None:
     """Person-free crops of a person photo: the same camera, light and style without the
     person, so that "this kind of photo" cannot stand in for "a person is there"."""
+    strong, weak = boxes
     found = 0
     for _ in range(12 * item.neg_crops):
         box = random_crop(rng, 0.06, 0.4)  # smaller than the usual crops: beside the people
         if crop_label(box, strong, weak) != 0:
             continue
-        add(shard, gray_crop(luma, box), 0, 0.0, SOURCE_INDEX[item.source])
+        # no box touches the crop, so its heat map is empty
+        add(shard, gray_crop(luma, box), 0, 0.0, SOURCE_INDEX[item.source], EMPTY_HEAT)
         counts[f"background_crops/{split}/no_person"] += 1
         found += 1
         if found == item.neg_crops:
@@ -1521,7 +1569,13 @@ def shrink(luma: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(im, np.uint8)
 
 
-def add(shard: dict[str, list], x: np.ndarray, y: int, soft: float, src: int) -> None:
+EMPTY_HEAT = np.zeros((HEAT, HEAT), np.uint8)
+
+
+def add(
+    shard: dict[str, list], x: np.ndarray, y: int, soft: float, src: int, heat: np.ndarray
+) -> None:
+    shard["heat"].append(heat)
     shard["x"].append(x)
     shard["y"].append(y)
     shard["soft"].append(soft)
@@ -1545,6 +1599,7 @@ def write_shards(out: Path, shards: dict[str, dict[str, list]]) -> None:
             y=np.array(sh["y"], np.uint8),
             soft=np.array(sh["soft"], np.float32),
             src=np.array(sh["src"], np.int16),
+            heat=np.stack(sh["heat"]) if sh["heat"] else np.zeros((0, HEAT, HEAT), np.uint8),
         )
 
 

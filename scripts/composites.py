@@ -65,12 +65,15 @@ def instance_cutouts(luma: np.ndarray, mask_png: bytes) -> list[Cutout]:
     return out
 
 
-def _paste(canvas: np.ndarray, cut: Cutout, rng: np.random.Generator) -> None:
+def _paste(
+    canvas: np.ndarray, cut: Cutout, rng: np.random.Generator
+) -> tuple[float, float, float, float] | None:
+    """Paste one person; return the visible part's box (normalised x1, y1, x2, y2)."""
     h, w = canvas.shape
     height = int(h * np.exp(rng.uniform(np.log(0.1), np.log(1.1))))  # favour small figures
     width = max(4, int(cut.luma.shape[1] * height / cut.luma.shape[0]))
     if height < 8:
-        return
+        return None
     flip = rng.random() < 0.5
     lum = Image.fromarray(cut.luma).resize((width, height), Image.BILINEAR)
     alp = Image.fromarray((cut.alpha * 255).astype(np.uint8)).resize(
@@ -87,20 +90,25 @@ def _paste(canvas: np.ndarray, cut: Cutout, rng: np.random.Generator) -> None:
     sub_x = slice(xs.start - x, xs.stop - x)
     region = canvas[ys, xs]
     if region.size == 0:
-        return
+        return None
     person = lum_a[sub_y, sub_x]
     pull = rng.uniform(0.0, 0.6)  # move the person's mean brightness towards the scene's
     person = person + pull * (region.mean() - person.mean())
     alpha = a[sub_y, sub_x]
     canvas[ys, xs] = alpha * person + (1 - alpha) * region
+    return (xs.start / w, ys.start / h, xs.stop / w, ys.stop / h)
 
 
 def composite(
     background: np.ndarray, cutouts: list[Cutout], rng: np.random.Generator, size: int
-) -> np.ndarray:
-    """A person-free background with 1-3 people pasted in, area-resized to size x size."""
+) -> tuple[np.ndarray, list[tuple[float, float, float, float]]]:
+    """A person-free background with 1-3 people pasted in, area-resized to size x size,
+    and the pasted people's boxes (normalised)."""
     canvas = background.astype(np.float32)
+    boxes = []
     for _ in range(int(rng.integers(1, 4))):
-        _paste(canvas, cutouts[int(rng.integers(len(cutouts)))], rng)
+        box = _paste(canvas, cutouts[int(rng.integers(len(cutouts)))], rng)
+        if box is not None:
+            boxes.append(box)
     im = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8))
-    return np.asarray(im.resize((size, size), Image.BOX), np.uint8)
+    return np.asarray(im.resize((size, size), Image.BOX), np.uint8), boxes

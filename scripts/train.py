@@ -4,7 +4,10 @@ The model sees exactly what the runtime feeds it: a gray ``H x W x 1`` image wit
 ``pixel / 255`` (the int8 model's input quantization, scale 1/255 and zero point -128, maps
 the int8 tensor ``pixel ^ 0x80`` back to the same value). Training uses hard labels from the
 sources/teacher blended with the teacher's soft person score (distillation), per-source and
-per-class re-weighting, and light photometric/geometric augmentation.
+per-class re-weighting, and light photometric/geometric augmentation. With ``--heat-weight W``
+the network also learns, through a 1x1 head on its last feature map that is dropped before
+export, the dataset's ``heat`` map of where the teacher's person boxes fall (dense
+distillation); the saved model is the classifier alone, so export and size do not change.
 
     python scripts/train.py --data "$TINYEDGE_CACHE/dataset_v14" --out "$TINYEDGE_CACHE/train/run1" \
         [--size 128] [--width 1.0] [--epochs 14]
@@ -98,19 +101,43 @@ def build_model(
         x = layers.Conv2D(c, 1, use_bias=False)(x)
         x = layers.BatchNormalization()(x)
         x = layers.ReLU(6.0)(x)
+    x = layers.Activation("linear", name="features")(x)  # the last feature map, by name
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(0.2)(x)
     out = layers.Dense(2, activation="softmax", name="person")(x)
     return tf.keras.Model(inp, out, name="tinyedge_person")
 
 
-def augment(x, training_seed: int):
-    """Photometric + geometric jitter on a float batch in [0, 1] (B, H, W, 1)."""
+def with_heat_head(model):
+    """The classifier plus a 1x1 sigmoid head on its last feature map (training only)."""
+    import tensorflow as tf
+    from tensorflow.keras import layers
+
+    feats = model.get_layer("features").output
+    heat = layers.Conv2D(1, 1, activation="sigmoid", name="heat")(feats)
+    return tf.keras.Model(model.input, {"person": model.output, "heat": heat})
+
+
+def heat_loss(target, pred):
+    """Per-sample mean binary cross-entropy over the map's cells."""
+    import tensorflow as tf
+
+    pred = tf.clip_by_value(pred, 1e-6, 1.0 - 1e-6)
+    bce = -(target * tf.math.log(pred) + (1.0 - target) * tf.math.log(1.0 - pred))
+    return tf.reduce_mean(bce, axis=[1, 2, 3])
+
+
+def augment(x, training_seed: int, heat=None):
+    """Photometric + geometric jitter on a float batch in [0, 1] (B, H, W, 1); the same
+    flip and crop move the heat maps (B, h, w, 1) along, resized to the feature map."""
     import tensorflow as tf
 
     b = tf.shape(x)[0]
     size = tf.shape(x)[1]
-    x = tf.image.random_flip_left_right(x, seed=training_seed)
+    flip = tf.random.uniform([b, 1, 1, 1], seed=training_seed) < 0.5
+    x = tf.where(flip, tf.reverse(x, axis=[2]), x)
+    if heat is not None:
+        heat = tf.where(flip, tf.reverse(heat, axis=[2]), heat)
     # random zoom-in crop (keeps >= 75 % of each side), resized back
     scale = tf.random.uniform([b], 0.75, 1.0)
     oy = tf.random.uniform([b], 0.0, 1.0) * (1.0 - scale)
@@ -120,6 +147,8 @@ def augment(x, training_seed: int):
     full = tf.constant([[0.0, 0.0, 1.0, 1.0]])
     boxes = keep * boxes + (1.0 - keep) * full
     x = tf.image.crop_and_resize(x, boxes, tf.range(b), tf.stack([size, size]), method="bilinear")
+    if heat is not None:
+        heat = tf.image.crop_and_resize(heat, boxes, tf.range(b), [HEAT_OUT, HEAT_OUT])
     # brightness, contrast, gamma, noise
     gain = tf.random.uniform([b, 1, 1, 1], 0.6, 1.4)
     bias = tf.random.uniform([b, 1, 1, 1], -0.15, 0.15)
@@ -131,7 +160,10 @@ def augment(x, training_seed: int):
     x = x + tf.random.normal(tf.shape(x), stddev=0.02) * tf.cast(
         tf.random.uniform([b, 1, 1, 1]) < 0.3, tf.float32
     )
-    return tf.clip_by_value(x, 0.0, 1.0)
+    return tf.clip_by_value(x, 0.0, 1.0), heat
+
+
+HEAT_OUT = 8  # the last feature map of a 128 x 128 input (total stride 16 after the stem)
 
 
 def make_dataset(
@@ -140,6 +172,7 @@ def make_dataset(
     train: bool,
     soft_mix: float,
     boost: dict[int, float] | None = None,
+    heat_weight: float = 0.0,
 ):
     import tensorflow as tf
 
@@ -149,7 +182,10 @@ def make_dataset(
         target = np.where(y > 0, np.maximum(target, 0.6), target)
     t2 = np.stack([1.0 - target, target], axis=1).astype(np.float32)
     w = sample_weights(d["y"], d["src"], boost) if train else np.ones(len(y), np.float32)
-    ds = tf.data.Dataset.from_tensor_slices((d["x"][..., None], t2, w))
+    if heat_weight <= 0:
+        ds = tf.data.Dataset.from_tensor_slices((d["x"][..., None], t2, w))
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((d["x"][..., None], t2, w, d["heat"][..., None]))
     if train:
         ds = ds.shuffle(len(y), seed=SEED, reshuffle_each_iteration=True)
     ds = ds.batch(batch)
@@ -157,10 +193,20 @@ def make_dataset(
     def to_float(x, t, sw):
         xf = tf.cast(x, tf.float32) / 255.0
         if train:
-            xf = augment(xf, SEED)
+            xf, _ = augment(xf, SEED)
         return xf, t, sw
 
-    return ds.map(to_float, num_parallel_calls=2).prefetch(2)
+    def to_float_heat(x, t, sw, heat):
+        xf = tf.cast(x, tf.float32) / 255.0
+        hf = tf.cast(heat, tf.float32) / 255.0
+        if train:
+            xf, hf = augment(xf, SEED, hf)
+        else:
+            hf = tf.image.resize(hf, [HEAT_OUT, HEAT_OUT], method="area")
+        return xf, {"person": t, "heat": hf}, {"person": sw, "heat": sw * heat_weight}
+
+    fn = to_float if heat_weight <= 0 else to_float_heat
+    return ds.map(fn, num_parallel_calls=2).prefetch(2)
 
 
 def roc_auc(y: np.ndarray, s: np.ndarray) -> float:
@@ -196,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--soft-mix", type=float, default=0.2)
+    ap.add_argument(
+        "--heat-weight",
+        type=float,
+        default=0.0,
+        help="weight of the dense person-map loss (0 = off; needs a dataset with 'heat')",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--init", type=Path, default=None, help="start from this model's weights")
     ap.add_argument(
@@ -246,19 +298,23 @@ def main(argv: list[str] | None = None) -> int:
         load_into(model, args.init_tflite)
     params = model.count_params()
     print(f"model: {params:,} parameters, input {args.size}x{args.size}x1", flush=True)
+    if args.heat_weight > 0 and "heat" not in train:
+        sys.exit(f"{args.data} has no heat maps: rebuild it with the current build_dataset.py")
     steps = int(np.ceil(len(train["y"]) / args.batch)) * args.epochs
     schedule = tf.keras.optimizers.schedules.CosineDecay(
         args.lr, steps, alpha=0.02, warmup_target=None
     )
-    model.compile(
+    fitted = model if args.heat_weight <= 0 else with_heat_head(model)
+    loss = tf.keras.losses.CategoricalCrossentropy()
+    fitted.compile(
         optimizer=tf.keras.optimizers.Adam(schedule),
-        loss=tf.keras.losses.CategoricalCrossentropy(),
+        loss=loss if args.heat_weight <= 0 else {"person": loss, "heat": heat_loss},
         weighted_metrics=[],
     )
     start = time.time()
-    hist = model.fit(
-        make_dataset(train, args.batch, True, args.soft_mix, boost),
-        validation_data=make_dataset(val, 256, False, 0.0),
+    hist = fitted.fit(
+        make_dataset(train, args.batch, True, args.soft_mix, boost, args.heat_weight),
+        validation_data=make_dataset(val, 256, False, 0.0, None, args.heat_weight),
         epochs=args.epochs,
         verbose=1,
     )
@@ -272,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         "strides": strides,
         "epochs": args.epochs,
         "soft_mix": args.soft_mix,
+        "heat_weight": args.heat_weight,
         "source_weight": args.source_weight,
         "init": str(init) if (init := args.init or args.init_tflite) else None,
         "lr": args.lr,

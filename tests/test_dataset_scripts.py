@@ -49,3 +49,61 @@ def test_median_views_skip_windows_too_short_to_vote():
     assert len(bd.median_views(frames, 3)) == 0  # 4 frames a window: fewer than 5
     views = bd.median_views(frames, 2)  # 6 frames a window
     assert [int(v[0, 0, 0]) for v in views] == [2, 8]
+
+
+def test_heat_map_follows_the_person_box_into_the_crop():
+    bd = load_build_dataset()
+    person = (0.5, 0.5, 1.0, 1.0)  # the bottom-right quarter of the photo
+    whole = bd.heat_map((0.0, 0.0, 1.0, 1.0), [(1.0, person)])
+    assert whole.shape == (bd.HEAT, bd.HEAT) and whole.dtype == np.uint8
+    half = bd.HEAT // 2
+    assert (whole[half:, half:] == 255).all() and whole[:half].max() == 0
+    assert whole[:, :half].max() == 0
+    # the same box seen from a crop of the right half fills that crop's lower half
+    crop = bd.heat_map((0.5, 0.0, 1.0, 1.0), [(1.0, person)])
+    assert (crop[half:] == 255).all() and crop[:half].max() == 0
+    # a weak box weighs by its score and by how much of a cell it covers
+    cell = 1.0 / bd.HEAT
+    weak = bd.heat_map((0.0, 0.0, 1.0, 1.0), [(0.4, (0.0, 0.0, cell / 2, cell / 2))])
+    assert weak[0, 0] == round(0.4 * 0.25 * 255) and weak.sum() == weak[0, 0]
+    # no box, no heat
+    assert bd.heat_map((0.1, 0.1, 0.6, 0.6), []).max() == 0
+
+
+def test_heat_boxes_weigh_people_fully_and_weak_boxes_by_score():
+    bd = load_build_dataset()
+    strong, weak, gt_small = (0.1, 0.1, 0.5, 0.9), (0.6, 0.6, 0.7, 0.7), (0.0, 0.0, 0.01, 0.01)
+    people = [(0.8, strong), (0.2, weak)]
+    assert bd.heat_boxes(people, [strong], [weak, gt_small]) == [
+        (1.0, strong),
+        (0.2, weak),
+        (0.5, gt_small),
+    ]
+
+
+def test_composite_reports_where_it_pasted_people():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    composites = importlib.import_module("composites")
+    bg = np.full((200, 300), 40, np.uint8)
+    body = np.full((120, 50), 220, np.uint8)
+    cut = composites.Cutout(body, np.ones(body.shape, np.float32))
+    rng = np.random.default_rng(3)
+    found = 0
+    for _ in range(20):
+        x, boxes = composites.composite(bg, [cut], rng, 64)
+        assert x.shape == (64, 64) and x.dtype == np.uint8
+        bright = x > 60
+        for x1, y1, x2, y2 in boxes:
+            assert 0.0 <= x1 < x2 <= 1.0 and 0.0 <= y1 < y2 <= 1.0
+            inner = bright[
+                int(np.ceil(y1 * 64)) + 1 : int(y2 * 64) - 1,
+                int(np.ceil(x1 * 64)) + 1 : int(x2 * 64) - 1,
+            ]
+            assert inner.size == 0 or inner.mean() > 0.9  # the box holds the pasted body
+            found += 1
+        if boxes:  # and nothing bright lies outside the boxes
+            mask = np.zeros_like(bright)
+            for x1, y1, x2, y2 in boxes:
+                mask[int(y1 * 64) : int(np.ceil(y2 * 64)), int(x1 * 64) : int(np.ceil(x2 * 64))] = 1
+            assert not (bright & ~mask.astype(bool)).any()
+    assert found > 10
