@@ -10,7 +10,7 @@
   summary, dataset counts.
 
     python scripts/quantize.py --model "$TINYEDGE_CACHE/train/run/model.keras" \
-        --data "$TINYEDGE_CACHE/dataset_v14"
+        --data "$TINYEDGE_CACHE/dataset_v15"
 
 Default paths follow ``$TINYEDGE_CACHE`` (else ``~/.cache/tinyedge``).
 """
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = Path(os.environ.get("TINYEDGE_CACHE", Path.home() / ".cache" / "tinyedge"))
     ap.add_argument("--model", type=Path, default=cache / "train" / "run" / "model.keras")
     ap.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v14"))
+        "--data", type=Path, default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v15"))
     )
     ap.add_argument("--cache", type=Path, default=cache / "models", help="fp32/int16x8 exports")
     ap.add_argument(

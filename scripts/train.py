@@ -9,13 +9,15 @@ the network also learns, through a 1x1 head on its last feature map that is drop
 export, the dataset's ``heat`` map of where the teacher's person boxes fall (dense
 distillation); the saved model is the classifier alone, so export and size do not change.
 
-    python scripts/train.py --data "$TINYEDGE_CACHE/dataset_v14" --out "$TINYEDGE_CACHE/train/run1" \
+    python scripts/train.py --data "$TINYEDGE_CACHE/dataset_v15" --out "$TINYEDGE_CACHE/train/run1" \
         [--size 128] [--width 1.0] [--epochs 14]
 
 Default paths follow ``$TINYEDGE_CACHE`` (else ``~/.cache/tinyedge``): data
-``$TINYEDGE_DATASET`` or ``CACHE/dataset_v14``, output ``CACHE/train/run``.
+``$TINYEDGE_DATASET`` or ``CACHE/dataset_v15``, output ``CACHE/train/run``.
 
-Writes ``model.keras``, ``history.json`` and ``summary.json`` (params, val metrics) to --out.
+Writes ``model.keras`` (the classifier), ``history.json`` and ``summary.json`` (params, val
+metrics) to --out, and with ``--heat-weight`` the map head's weights, ``heat_head.npz``, which
+a later ``--init`` of that model picks up.
 """
 
 from __future__ import annotations
@@ -231,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     cache = cache_root()
     ap.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v14"))
+        "--data", type=Path, default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v15"))
     )
     ap.add_argument("--out", type=Path, default=cache / "train" / "run")
     ap.add_argument("--size", type=int, default=128)
@@ -305,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
         args.lr, steps, alpha=0.02, warmup_target=None
     )
     fitted = model if args.heat_weight <= 0 else with_heat_head(model)
+    head_file = args.init.parent / "heat_head.npz" if args.init is not None else None
+    if args.heat_weight > 0 and head_file is not None and head_file.exists():
+        with np.load(head_file) as head:  # a fine-tune goes on with the trained head
+            fitted.get_layer("heat").set_weights([head["kernel"], head["bias"]])
     loss = tf.keras.losses.CategoricalCrossentropy()
     fitted.compile(
         optimizer=tf.keras.optimizers.Adam(schedule),
@@ -339,7 +345,10 @@ def main(argv: list[str] | None = None) -> int:
         "train_seconds": round(time.time() - start),
     }
     print(json.dumps(summary, indent=1), flush=True)
-    model.save(args.out / "model.keras")
+    model.save(args.out / "model.keras")  # the classifier alone: what quantize.py exports
+    if args.heat_weight > 0:
+        kernel, bias = fitted.get_layer("heat").get_weights()
+        np.savez(args.out / "heat_head.npz", kernel=kernel, bias=bias)
     (args.out / "history.json").write_text(
         json.dumps({k: [float(v) for v in vs] for k, vs in hist.history.items()})
     )
