@@ -82,6 +82,7 @@ MIN_AREA = 0.005  # Visual Wake Words rule: a person covers >= 0.5 % of the imag
 HEAT = 16  # side of the per-sample person map (teacher boxes in crop coordinates)
 RNG_SEED = 1234
 Box = tuple[float, float, float, float]  # normalised x1, y1, x2, y2
+WHOLE: Box = (0.0, 0.0, 1.0, 1.0)
 
 
 def cache_root() -> Path:
@@ -1464,14 +1465,13 @@ def main(argv: list[str] | None = None) -> int:
                 cutouts.extend(item.cutouts(luma))
             if split == "train" and label == 0 and rng.random() < 0.6:
                 backgrounds.append(shrink(luma, 320))
-            whole = (0.0, 0.0, 1.0, 1.0)
             add(
                 shards[split],
-                gray_crop(luma, whole),
+                gray_crop(luma, WHOLE),
                 label,
                 soft,
                 src_index[item.source],
-                heat_map(whole, scored),
+                heat_map(WHOLE, scored),
             )
             if split == "test":
                 save_test_image(test_dir, item, rgb, label)
@@ -1491,7 +1491,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 counts[f"crops/{split}/{'person' if lab else 'no_person'}"] += 1
             if label == 1 and item.neg_crops:
-                add_background_crops(shards[split], item, luma, (strong, weak), rng, counts, split)
+                add_background_crops(shards[split], item, luma, strong, weak, rng, counts, split)
         progress(len(items), len(items), start, "done")
     partial.replace(args.out / "labels.jsonl")
     sys.stderr.write("\n")
@@ -1506,8 +1506,7 @@ def main(argv: list[str] | None = None) -> int:
             if not pasted:  # every figure fell off the frame or came out too small
                 counts["composites/dropped"] += 1
                 continue
-            whole = (0.0, 0.0, 1.0, 1.0)
-            heat = heat_map(whole, [(1.0, b) for b in pasted])
+            heat = heat_map(WHOLE, [(1.0, b) for b in pasted])
             add(shards["train"], x, 1, 0.8, src_index["composites"], heat)
             counts["composites/train/person"] += 1
     write_shards(args.out, shards)
@@ -1531,14 +1530,14 @@ def add_background_crops(
     shard: dict[str, list],
     item: Item,
     luma: np.ndarray,
-    boxes: tuple[list[Box], list[Box]],
+    strong: list[Box],
+    weak: list[Box],
     rng: np.random.Generator,
     counts: Counter[str],
     split: str,
 ) -> None:
     """Person-free crops of a person photo: the same camera, light and style without the
     person, so that "this kind of photo" cannot stand in for "a person is there"."""
-    strong, weak = boxes
     found = 0
     for _ in range(12 * item.neg_crops):
         box = random_crop(rng, 0.06, 0.4)  # smaller than the usual crops: beside the people

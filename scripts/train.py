@@ -129,9 +129,10 @@ def heat_loss(target, pred):
     return tf.reduce_mean(bce, axis=[1, 2, 3])
 
 
-def augment(x, training_seed: int, heat=None):
+def augment(x, training_seed: int, heat=None, heat_out: int = 0):
     """Photometric + geometric jitter on a float batch in [0, 1] (B, H, W, 1); the same
-    flip and crop move the heat maps (B, h, w, 1) along, resized to the feature map."""
+    flip and crop move the heat maps (B, h, w, 1) along, resized to ``heat_out`` square
+    (the side of the feature map)."""
     import tensorflow as tf
 
     b = tf.shape(x)[0]
@@ -150,7 +151,7 @@ def augment(x, training_seed: int, heat=None):
     boxes = keep * boxes + (1.0 - keep) * full
     x = tf.image.crop_and_resize(x, boxes, tf.range(b), tf.stack([size, size]), method="bilinear")
     if heat is not None:
-        heat = tf.image.crop_and_resize(heat, boxes, tf.range(b), [HEAT_OUT, HEAT_OUT])
+        heat = tf.image.crop_and_resize(heat, boxes, tf.range(b), [heat_out, heat_out])
     # brightness, contrast, gamma, noise
     gain = tf.random.uniform([b, 1, 1, 1], 0.6, 1.4)
     bias = tf.random.uniform([b, 1, 1, 1], -0.15, 0.15)
@@ -165,9 +166,6 @@ def augment(x, training_seed: int, heat=None):
     return tf.clip_by_value(x, 0.0, 1.0), heat
 
 
-HEAT_OUT = 8  # the last feature map of a 128 x 128 input (total stride 16 after the stem)
-
-
 def make_dataset(
     d: dict[str, np.ndarray],
     batch: int,
@@ -175,6 +173,7 @@ def make_dataset(
     soft_mix: float,
     boost: dict[int, float] | None = None,
     heat_weight: float = 0.0,
+    heat_out: int = 0,
 ):
     import tensorflow as tf
 
@@ -202,9 +201,9 @@ def make_dataset(
         xf = tf.cast(x, tf.float32) / 255.0
         hf = tf.cast(heat, tf.float32) / 255.0
         if train:
-            xf, hf = augment(xf, SEED, hf)
+            xf, hf = augment(xf, SEED, hf, heat_out)
         else:
-            hf = tf.image.resize(hf, [HEAT_OUT, HEAT_OUT], method="area")
+            hf = tf.image.resize(hf, [heat_out, heat_out], method="area")
         return xf, {"person": t, "heat": hf}, {"person": sw, "heat": sw * heat_weight}
 
     fn = to_float if heat_weight <= 0 else to_float_heat
@@ -307,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         args.lr, steps, alpha=0.02, warmup_target=None
     )
     fitted = model if args.heat_weight <= 0 else with_heat_head(model)
+    heat_out = int(model.get_layer("features").output.shape[1])  # side of the last feature map
     head_file = args.init.parent / "heat_head.npz" if args.init is not None else None
     if args.heat_weight > 0 and head_file is not None and head_file.exists():
         with np.load(head_file) as head:  # a fine-tune goes on with the trained head
@@ -319,8 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     start = time.time()
     hist = fitted.fit(
-        make_dataset(train, args.batch, True, args.soft_mix, boost, args.heat_weight),
-        validation_data=make_dataset(val, 256, False, 0.0, None, args.heat_weight),
+        make_dataset(train, args.batch, True, args.soft_mix, boost, args.heat_weight, heat_out),
+        validation_data=make_dataset(val, 256, False, 0.0, None, args.heat_weight, heat_out),
         epochs=args.epochs,
         verbose=1,
     )
