@@ -80,6 +80,21 @@ PERSON_SCORE = 0.35  # teacher score for a person box
 CLEAR_SCORE = 0.15  # below this no box counts as a person at all
 MIN_AREA = 0.005  # Visual Wake Words rule: a person covers >= 0.5 % of the image
 HEAT = 16  # side of the per-sample person map (teacher boxes in crop coordinates)
+# what else the teacher sees (since v16): its COCO classes in three groups, one map each
+OBJECT_GROUPS = ("vehicle", "animal", "thing")
+OBJECT_SCORE = 0.3  # a teacher box of another class at least this sure enters its map
+
+
+def object_group(coco_class: int) -> int:
+    """The map channel of a COCO class index (0 = person has none): bicycle..boat are
+    vehicles, bird..giraffe animals, everything else (street furniture, household) things."""
+    if 1 <= coco_class <= 8:
+        return 0
+    if 14 <= coco_class <= 23:
+        return 1
+    return 2
+
+
 RNG_SEED = 1234
 Box = tuple[float, float, float, float]  # normalised x1, y1, x2, y2
 WHOLE: Box = (0.0, 0.0, 1.0, 1.0)
@@ -1124,8 +1139,12 @@ def heldout_people(mirrors: Path, scale: float) -> Iterator[Item]:
 # -- teacher -----------------------------------------------------------------------------
 
 
+Scored = tuple[int, float, Box]  # (object group, teacher score, normalised box)
+
+
 class Teacher:
-    """The converted CenterNet: person boxes (normalised) with scores for an RGB image."""
+    """The converted CenterNet: person boxes (normalised) with scores for an RGB image, and
+    the boxes of its other classes by group."""
 
     def __init__(self, path: Path, threads: int = 2) -> None:
         from ai_edge_litert.interpreter import Interpreter
@@ -1136,16 +1155,23 @@ class Teacher:
         self.out = self.interp.get_output_details()[0]["index"]
 
     def people(self, rgb: np.ndarray) -> list[tuple[float, Box]]:
+        return self.detect(rgb)[0]
+
+    def detect(self, rgb: np.ndarray) -> tuple[list[tuple[float, Box]], list[Scored]]:
+        """(person boxes of score >= CLEAR_SCORE, other boxes of score >= OBJECT_SCORE)."""
         im = Image.fromarray(rgb).resize((TEACHER_SIZE, TEACHER_SIZE), Image.BILINEAR)
         self.interp.set_tensor(self.inp, np.asarray(im, np.float32)[None])
         self.interp.invoke()
         det = self.interp.get_tensor(self.out)[0]
-        keep = (det[:, 5] == 0) & (det[:, 4] >= CLEAR_SCORE)
-        out: list[tuple[float, Box]] = []
-        for x1, y1, x2, y2, score, _ in det[keep]:
+        people: list[tuple[float, Box]] = []
+        objects: list[Scored] = []
+        for x1, y1, x2, y2, score, cls in det:
             box = tuple(float(np.clip(v / TEACHER_SIZE, 0.0, 1.0)) for v in (x1, y1, x2, y2))
-            out.append((float(score), box))  # type: ignore[arg-type]
-        return out
+            if int(cls) == 0 and score >= CLEAR_SCORE:
+                people.append((float(score), box))  # type: ignore[arg-type]
+            elif int(cls) != 0 and score >= OBJECT_SCORE:
+                objects.append((object_group(int(cls)), float(score), box))  # type: ignore[arg-type]
+        return people, objects
 
 
 # -- labelling and crops -----------------------------------------------------------------
@@ -1206,6 +1232,19 @@ def heat_map(crop: Box, scored: list[tuple[float, Box]]) -> np.ndarray:
         oy = np.clip(np.minimum(y0 + ch, b[3]) - np.maximum(y0, b[1]), 0.0, None) / ch
         np.maximum(out, weight * np.outer(oy, ox), out=out)
     return np.round(np.clip(out, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def object_maps(crop: Box, objects: list[Scored]) -> np.ndarray:
+    """The other classes' boxes inside ``crop``: a ``HEAT x HEAT x len(OBJECT_GROUPS)`` uint8
+    map, one channel per group drawn like ``heat_map`` (weight 1). The target of ``train.py
+    --object-weight``: the student also learns what the non-person things are."""
+    return np.stack(
+        [
+            heat_map(crop, [(1.0, b) for g, _, b in objects if g == group])
+            for group in range(len(OBJECT_GROUPS))
+        ],
+        axis=-1,
+    )
 
 
 def heat_boxes(
@@ -1409,7 +1448,8 @@ def main(argv: list[str] | None = None) -> int:
     SOURCE_INDEX.update(src_index)
     rng = np.random.default_rng(RNG_SEED)
     shards: dict[str, dict[str, list]] = {
-        s: {"x": [], "y": [], "soft": [], "src": [], "heat": []} for s in ("train", "val", "test")
+        s: {"x": [], "y": [], "soft": [], "src": [], "heat": [], "objects": []}
+        for s in ("train", "val", "test")
     }
     counts: Counter[str] = Counter()
     test_dir = args.out / "test_images"
@@ -1417,7 +1457,7 @@ def main(argv: list[str] | None = None) -> int:
     for d in (test_dir, heldout_dir):
         if d.exists():
             shutil.rmtree(d)
-    backgrounds: list[np.ndarray] = []
+    backgrounds: list[tuple[np.ndarray, list[Scored]]] = []
     cutouts: list[Cutout] = []
     known = previous_teacher_output(args.out / "labels.jsonl")
     start = time.time()
@@ -1436,13 +1476,14 @@ def main(argv: list[str] | None = None) -> int:
             if rgb.ndim != 3 or min(rgb.shape[:2]) < 32:
                 counts[f"{item.source}/too_small"] += 1
                 continue
-            people = known.get((item.source, item.key))
-            if people is None:
-                people = teacher.people(rgb)
+            people, objects = known.get((item.source, item.key), (None, None))
+            if people is None or objects is None:
+                people, objects = teacher.detect(rgb)
             label, strong, weak = image_label(item, people)
             split = split_of(item)
             soft = max([s for s, _ in people], default=0.0)
             boxes = [[round(s, 3), *(round(v, 4) for v in b)] for s, b in people]
+            others = [[g, round(s, 3), *(round(v, 4) for v in b)] for g, s, b in objects]
             log.write(
                 json.dumps(
                     {
@@ -1451,6 +1492,7 @@ def main(argv: list[str] | None = None) -> int:
                         "split": split,
                         "label": label,
                         "teacher": boxes,
+                        "objects": others,
                     }
                 )
                 + "\n"
@@ -1467,7 +1509,7 @@ def main(argv: list[str] | None = None) -> int:
             if split == "train" and item.cutouts is not None:
                 cutouts.extend(item.cutouts(luma))
             if split == "train" and label == 0 and rng.random() < 0.6:
-                backgrounds.append(shrink(luma, 320))
+                backgrounds.append((shrink(luma, 320), objects))
             add(
                 shards[split],
                 gray_crop(luma, WHOLE),
@@ -1475,6 +1517,7 @@ def main(argv: list[str] | None = None) -> int:
                 soft,
                 src_index[item.source],
                 heat_map(WHOLE, scored),
+                object_maps(WHOLE, objects),
             )
             if split == "test":
                 save_test_image(test_dir, item, rgb, label)
@@ -1491,10 +1534,13 @@ def main(argv: list[str] | None = None) -> int:
                     crop_soft,
                     src_index[item.source],
                     heat_map(box, scored),
+                    object_maps(box, objects),
                 )
                 counts[f"crops/{split}/{'person' if lab else 'no_person'}"] += 1
             if label == 1 and item.neg_crops:
-                add_background_crops(shards[split], item, luma, strong, weak, rng, counts, split)
+                add_background_crops(
+                    shards[split], item, luma, strong, weak, rng, counts, split, objects
+                )
         progress(len(items), len(items), start, "done")
     partial.replace(args.out / "labels.jsonl")
     sys.stderr.write("\n")
@@ -1503,14 +1549,17 @@ def main(argv: list[str] | None = None) -> int:
             f"composites: {len(cutouts)} cut-outs x {len(backgrounds)} backgrounds", file=sys.stderr
         )
         for _ in range(args.composites):
-            bg = backgrounds[int(rng.integers(len(backgrounds)))]
+            bg, bg_objects = backgrounds[int(rng.integers(len(backgrounds)))]
             x, pasted = composite(bg, cutouts, rng, SIZE)
             pasted = [b for b in pasted if area(b) >= MIN_AREA]
             if not pasted:  # every figure fell off the frame or came out too small
                 counts["composites/dropped"] += 1
                 continue
             heat = heat_map(WHOLE, [(1.0, b) for b in pasted])
-            add(shards["train"], x, 1, 0.8, src_index["composites"], heat)
+            # the background is used whole, so its objects keep their places (a pasted
+            # person may hide part of one)
+            objects_map = object_maps(WHOLE, bg_objects)
+            add(shards["train"], x, 1, 0.8, src_index["composites"], heat, objects_map)
             counts["composites/train/person"] += 1
     write_shards(args.out, shards)
     manifest = {
@@ -1538,6 +1587,7 @@ def add_background_crops(
     rng: np.random.Generator,
     counts: Counter[str],
     split: str,
+    objects: list[Scored] | None = None,
 ) -> None:
     """Person-free crops of a person photo: the same camera, light and style without the
     person, so that "this kind of photo" cannot stand in for "a person is there"."""
@@ -1547,21 +1597,29 @@ def add_background_crops(
         if crop_label(box, strong, weak) != 0:
             continue
         # no box touches the crop, so its heat map is empty
-        add(shard, gray_crop(luma, box), 0, 0.0, SOURCE_INDEX[item.source], EMPTY_HEAT)
+        others = object_maps(box, objects or [])
+        add(shard, gray_crop(luma, box), 0, 0.0, SOURCE_INDEX[item.source], EMPTY_HEAT, others)
         counts[f"background_crops/{split}/no_person"] += 1
         found += 1
         if found == item.neg_crops:
             return
 
 
-def previous_teacher_output(path: Path) -> dict[tuple[str, str], list[tuple[float, Box]]]:
-    """Teacher boxes from an earlier run (labels.jsonl), so a rebuild skips the teacher."""
-    known: dict[tuple[str, str], list[tuple[float, Box]]] = {}
+def previous_teacher_output(
+    path: Path,
+) -> dict[tuple[str, str], tuple[list[tuple[float, Box]], list[Scored] | None]]:
+    """Teacher boxes from an earlier run (labels.jsonl), so a rebuild skips the teacher
+    (objects None: a file from before v16, whose photos go through the teacher again)."""
+    known: dict[tuple[str, str], tuple[list[tuple[float, Box]], list[Scored] | None]] = {}
     if not path.exists():
         return known
     for line in path.read_text().splitlines():
         rec = json.loads(line)
-        known[(rec["source"], rec["key"])] = [(t[0], tuple(t[1:5])) for t in rec["teacher"]]
+        people = [(t[0], tuple(t[1:5])) for t in rec["teacher"]]
+        objects = rec.get("objects")
+        if objects is not None:
+            objects = [(int(o[0]), o[1], tuple(o[2:6])) for o in objects]
+        known[(rec["source"], rec["key"])] = (people, objects)
     return known
 
 
@@ -1575,9 +1633,16 @@ EMPTY_HEAT = np.zeros((HEAT, HEAT), np.uint8)
 
 
 def add(
-    shard: dict[str, list], x: np.ndarray, y: int, soft: float, src: int, heat: np.ndarray
+    shard: dict[str, list],
+    x: np.ndarray,
+    y: int,
+    soft: float,
+    src: int,
+    heat: np.ndarray,
+    objects: np.ndarray,
 ) -> None:
     shard["heat"].append(heat)
+    shard["objects"].append(objects)
     shard["x"].append(x)
     shard["y"].append(y)
     shard["soft"].append(soft)
@@ -1602,6 +1667,9 @@ def write_shards(out: Path, shards: dict[str, dict[str, list]]) -> None:
             soft=np.array(sh["soft"], np.float32),
             src=np.array(sh["src"], np.int16),
             heat=np.stack(sh["heat"]) if sh["heat"] else np.zeros((0, HEAT, HEAT), np.uint8),
+            objects=np.stack(sh["objects"])
+            if sh["objects"]
+            else np.zeros((0, HEAT, HEAT, len(OBJECT_GROUPS)), np.uint8),
         )
 
 

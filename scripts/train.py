@@ -110,14 +110,22 @@ def build_model(
     return tf.keras.Model(inp, out, name="tinyedge_person")
 
 
-def with_heat_head(model):
-    """The classifier plus a 1x1 sigmoid head on its last feature map (training only)."""
+def with_heat_head(model, object_groups: int = 0):
+    """The classifier plus a 1x1 sigmoid head on its last feature map (training only), and
+    with ``object_groups`` a second one for the maps of the teacher's other classes."""
     import tensorflow as tf
     from tensorflow.keras import layers
 
     feats = model.get_layer("features").output
-    heat = layers.Conv2D(1, 1, activation="sigmoid", name="heat")(feats)
-    return tf.keras.Model(model.input, {"person": model.output, "heat": heat})
+    outputs = {
+        "person": model.output,
+        "heat": layers.Conv2D(1, 1, activation="sigmoid", name="heat")(feats),
+    }
+    if object_groups:
+        outputs["objects"] = layers.Conv2D(object_groups, 1, activation="sigmoid", name="objects")(
+            feats
+        )
+    return tf.keras.Model(model.input, outputs)
 
 
 def heat_loss(target, pred):
@@ -174,6 +182,7 @@ def make_dataset(
     boost: dict[int, float] | None = None,
     heat_weight: float = 0.0,
     heat_out: int = 0,
+    object_weight: float = 0.0,
 ):
     import tensorflow as tf
 
@@ -186,7 +195,10 @@ def make_dataset(
     if heat_weight <= 0:
         ds = tf.data.Dataset.from_tensor_slices((d["x"][..., None], t2, w))
     else:
-        ds = tf.data.Dataset.from_tensor_slices((d["x"][..., None], t2, w, d["heat"][..., None]))
+        maps = d["heat"][..., None]
+        if object_weight > 0:  # moved by the same flips and crops as the person map
+            maps = np.concatenate([maps, d["objects"]], axis=-1)
+        ds = tf.data.Dataset.from_tensor_slices((d["x"][..., None], t2, w, maps))
     if train:
         ds = ds.shuffle(len(y), seed=SEED, reshuffle_each_iteration=True)
     ds = ds.batch(batch)
@@ -204,7 +216,12 @@ def make_dataset(
             xf, hf = augment(xf, SEED, hf, heat_out)
         else:
             hf = tf.image.resize(hf, [heat_out, heat_out], method="area")
-        return xf, {"person": t, "heat": hf}, {"person": sw, "heat": sw * heat_weight}
+        targets = {"person": t, "heat": hf[..., :1]}
+        weights = {"person": sw, "heat": sw * heat_weight}
+        if object_weight > 0:
+            targets["objects"] = hf[..., 1:]
+            weights["objects"] = sw * object_weight
+        return xf, targets, weights
 
     fn = to_float if heat_weight <= 0 else to_float_heat
     return ds.map(fn, num_parallel_calls=2).prefetch(2)
@@ -248,6 +265,13 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0.0,
         help="weight of the dense person-map loss (0 = off; needs a dataset with 'heat')",
+    )
+    ap.add_argument(
+        "--object-weight",
+        type=float,
+        default=0.0,
+        help="weight of the maps of the teacher's other classes (vehicles, animals, things; "
+        "0 = off; needs --heat-weight and a dataset with 'objects', v16+)",
     )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--init", type=Path, default=None, help="start from this model's weights")
@@ -301,26 +325,46 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {params:,} parameters, input {args.size}x{args.size}x1", flush=True)
     if args.heat_weight > 0 and "heat" not in train:
         sys.exit(f"{args.data} has no heat maps: rebuild it with the current build_dataset.py")
+    if args.object_weight > 0 and (args.heat_weight <= 0 or "objects" not in train):
+        sys.exit("--object-weight needs --heat-weight and a dataset with 'objects' (v16+)")
+    groups = int(train["objects"].shape[-1]) if args.object_weight > 0 else 0
     steps = int(np.ceil(len(train["y"]) / args.batch)) * args.epochs
     schedule = tf.keras.optimizers.schedules.CosineDecay(
         args.lr, steps, alpha=0.02, warmup_target=None
     )
-    fitted = model if args.heat_weight <= 0 else with_heat_head(model)
+    fitted = model if args.heat_weight <= 0 else with_heat_head(model, groups)
     heat_out = int(model.get_layer("features").output.shape[1])  # side of the last feature map
     head_file = args.init.parent / "heat_head.npz" if args.init is not None else None
     if args.heat_weight > 0 and head_file is not None and head_file.exists():
         with np.load(head_file) as head:  # a fine-tune goes on with the trained head
             fitted.get_layer("heat").set_weights([head["kernel"], head["bias"]])
+            if groups and "objects_kernel" in head:
+                fitted.get_layer("objects").set_weights(
+                    [head["objects_kernel"], head["objects_bias"]]
+                )
     loss = tf.keras.losses.CategoricalCrossentropy()
     fitted.compile(
         optimizer=tf.keras.optimizers.Adam(schedule),
-        loss=loss if args.heat_weight <= 0 else {"person": loss, "heat": heat_loss},
+        loss=loss
+        if args.heat_weight <= 0
+        else {"person": loss, "heat": heat_loss, **({"objects": heat_loss} if groups else {})},
         weighted_metrics=[],
     )
     start = time.time()
     hist = fitted.fit(
-        make_dataset(train, args.batch, True, args.soft_mix, boost, args.heat_weight, heat_out),
-        validation_data=make_dataset(val, 256, False, 0.0, None, args.heat_weight, heat_out),
+        make_dataset(
+            train,
+            args.batch,
+            True,
+            args.soft_mix,
+            boost,
+            args.heat_weight,
+            heat_out,
+            args.object_weight,
+        ),
+        validation_data=make_dataset(
+            val, 256, False, 0.0, None, args.heat_weight, heat_out, args.object_weight
+        ),
         epochs=args.epochs,
         verbose=1,
     )
@@ -335,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": args.epochs,
         "soft_mix": args.soft_mix,
         "heat_weight": args.heat_weight,
+        "object_weight": args.object_weight,
         "source_weight": args.source_weight,
         "init": str(init) if (init := args.init or args.init_tflite) else None,
         "lr": args.lr,
@@ -348,7 +393,11 @@ def main(argv: list[str] | None = None) -> int:
     model.save(args.out / "model.keras")  # the classifier alone: what quantize.py exports
     if args.heat_weight > 0:
         kernel, bias = fitted.get_layer("heat").get_weights()
-        np.savez(args.out / "heat_head.npz", kernel=kernel, bias=bias)
+        heads = {"kernel": kernel, "bias": bias}
+        if groups:
+            kernel, bias = fitted.get_layer("objects").get_weights()
+            heads.update(objects_kernel=kernel, objects_bias=bias)
+        np.savez(args.out / "heat_head.npz", **heads)
     (args.out / "history.json").write_text(
         json.dumps({k: [float(v) for v in vs] for k, vs in hist.history.items()})
     )

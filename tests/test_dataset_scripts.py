@@ -82,6 +82,39 @@ def test_heat_boxes_weigh_people_fully_small_ones_by_score_and_drop_unsure_ones(
     ]
 
 
+def test_object_maps_put_each_group_in_its_own_channel():
+    bd = load_build_dataset()
+    assert [bd.object_group(c) for c in (2, 7, 16, 23, 9, 13, 62)] == [0, 0, 1, 1, 2, 2, 2]
+    car, dog = (0.0, 0.5, 0.5, 1.0), (0.75, 0.0, 1.0, 0.25)
+    maps = bd.object_maps((0.0, 0.0, 1.0, 1.0), [(0, 0.6, car), (1, 0.4, dog)])
+    assert maps.shape == (bd.HEAT, bd.HEAT, len(bd.OBJECT_GROUPS)) and maps.dtype == np.uint8
+    half, quarter = bd.HEAT // 2, bd.HEAT // 4
+    assert maps[half:, :half, 0].min() == 255 and maps[:half, :, 0].max() == 0  # the car
+    assert maps[:quarter, -quarter:, 1].min() == 255 and maps[quarter:, :, 1].max() == 0
+    assert maps[..., 2].max() == 0
+    # in a crop of the right half only the dog is left, stretched to the crop
+    right = bd.object_maps((0.5, 0.0, 1.0, 1.0), [(0, 0.6, car), (1, 0.4, dog)])
+    assert right[..., 0].max() == 0 and right[:quarter, half:, 1].min() == 255
+
+
+def test_teacher_tells_people_from_vehicles_and_animals_in_real_photos():
+    bd = load_build_dataset()
+    teacher = bd.Teacher(ROOT / "tinyedge" / "models" / "centernet.tflite", threads=1)
+
+    def groups(name: str) -> tuple[float, set[str]]:
+        people, objects = teacher.detect(rgb(FIXTURES / name, (320, 240)))
+        return max((s for s, _ in people), default=0.0), {bd.OBJECT_GROUPS[g] for g, *_ in objects}
+
+    plaza, cat, astronaut = (
+        groups("person/vtest_60.jpg"),
+        groups("no_person/chelsea.jpg"),
+        groups("person/astronaut.jpg"),
+    )
+    assert plaza[0] >= bd.PERSON_SCORE and "vehicle" in plaza[1]  # walkers and parked cars
+    assert cat[0] < bd.PERSON_SCORE and "animal" in cat[1]
+    assert astronaut[0] >= bd.PERSON_SCORE and "animal" not in astronaut[1]
+
+
 def test_composite_reports_where_it_pasted_people():
     sys.path.insert(0, str(ROOT / "scripts"))
     composites = importlib.import_module("composites")
