@@ -3,10 +3,13 @@
 Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v16``, with
 ``$TINYEDGE_CACHE`` defaulting to ``~/.cache/tinyedge``):
 
-* ``labels.jsonl``   one line per source image: source, key, split, teacher person boxes
+* ``labels.jsonl``   one line per source image: source, key, split, teacher person boxes,
+  and (v16+) the teacher's other boxes by group
 * ``{train,val,test}.npz``  gray ``SIZE x SIZE`` uint8 crops (full image + random crops),
-  hard label ``y`` (1 = person), teacher soft score ``soft``, source index ``src``, and
-  ``heat``, a ``HEAT x HEAT`` map of where the person boxes fall in the crop (dense target)
+  hard label ``y`` (1 = person), teacher soft score ``soft``, source index ``src``,
+  ``heat``, a ``HEAT x HEAT`` map of where the person boxes fall in the crop (dense target),
+  and (v16+) ``objects``, ``HEAT x HEAT x 3`` maps of the teacher's vehicles, animals and
+  other things in the crop
 * ``test_images/{person,no_person}/``  the full test-split photos as JPEG (for
   ``tinyedge.evaluate`` and the peer benchmarks, which need the original RGB)
 * ``manifest.json``  counts per source, split and class

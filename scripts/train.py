@@ -7,7 +7,10 @@ sources/teacher blended with the teacher's soft person score (distillation), per
 per-class re-weighting, and light photometric/geometric augmentation. With ``--heat-weight W``
 the network also learns, through a 1x1 head on its last feature map that is dropped before
 export, the dataset's ``heat`` map of where the teacher's person boxes fall (dense
-distillation); the saved model is the classifier alone, so export and size do not change.
+distillation); with ``--object-weight W`` (dataset v16+, needs ``--heat-weight``) a second
+such head learns the ``objects`` maps, where the teacher saw vehicles, animals and other things,
+so the features also learn what the non-person things in a scene are. The saved model is the
+classifier alone, so export and size do not change.
 
     python scripts/train.py --data "$TINYEDGE_CACHE/dataset_v16" --out "$TINYEDGE_CACHE/train/run1" \
         [--size 128] [--width 1.0] [--epochs 14]
@@ -16,7 +19,7 @@ Default paths follow ``$TINYEDGE_CACHE`` (else ``~/.cache/tinyedge``): data
 ``$TINYEDGE_DATASET`` or ``CACHE/dataset_v16``, output ``CACHE/train/run``.
 
 Writes ``model.keras`` (the classifier), ``history.json`` and ``summary.json`` (params, val
-metrics) to --out, and with ``--heat-weight`` the map head's weights, ``heat_head.npz``, which
+metrics) to --out, and with ``--heat-weight`` the map heads' weights, ``heat_head.npz``, which
 a later ``--init`` of that model picks up.
 """
 
