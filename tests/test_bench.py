@@ -34,7 +34,7 @@ def _section(text: str, title: str) -> str:
 
 
 def test_quick_bench_prints_the_four_tables_with_numbers(tmp_path):
-    done = run_cli("bench", "--quick", "--variants", str(tmp_path), timeout=180)
+    done = run_cli("bench", "--quick", "--variants", str(tmp_path), timeout=600)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     for title in TITLES:

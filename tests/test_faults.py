@@ -323,7 +323,7 @@ def test_retained_state_is_republished_after_a_broker_restart(own_broker, device
         own_broker.start()  # empty: no retained messages survive
         late = Subscriber(own_broker.port, [f"{base}/#"])
         topics = ("availability", "person", "camera", "stats")
-        assert late.wait_for(lambda: all(late.on(f"{base}/{t}") for t in topics), timeout=20), [
+        assert late.wait_for(lambda: all(late.on(f"{base}/{t}") for t in topics), timeout=60), [
             m.topic for m in late.messages
         ]
         assert late.on(f"{base}/availability")[-1].payload == b"online"

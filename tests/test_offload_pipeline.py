@@ -38,7 +38,7 @@ def detector(service: Served, tmp_path, *extra: str) -> subprocess.Popen[str]:
         "[events]\non_threshold = 0.99\n"
         "[offload]\nenabled = true\n"
         f'url = "{service.base_url}"\ntoken_file = "{token}"\n'
-        "band_low = 0.0\nband_high = 1.0\nmax_per_minute = 6000\ntimeout = 2.0\n"
+        "band_low = 0.0\nband_high = 1.0\nmax_per_minute = 6000\ntimeout = 10.0\n"
         'send = "frame"\nbreaker_failures = 2\ncooldown = 60\n'
     )
     return subprocess.Popen(

@@ -95,7 +95,7 @@ def test_model_chosen_per_request(service: Served) -> None:
 def test_concurrent_requests_share_batches(service: Served) -> None:
     async def fire() -> list[httpx.Response]:
         headers = {"Authorization": f"Bearer {service.token}"}
-        async with httpx.AsyncClient(base_url=service.base_url, headers=headers) as c:
+        async with httpx.AsyncClient(base_url=service.base_url, headers=headers, timeout=60) as c:
             body = PERSON_JPG.read_bytes()
             return await asyncio.gather(*(c.post("/v1/detect", content=body) for _ in range(10)))
 
