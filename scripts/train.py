@@ -9,7 +9,9 @@ the network also learns, through a 1x1 head on its last feature map that is drop
 export, the dataset's ``heat`` map of where the teacher's person boxes fall (dense
 distillation); with ``--object-weight W`` (dataset v16+, needs ``--heat-weight``) a second
 such head learns the ``objects`` maps, where the teacher saw vehicles, animals and other things,
-so the features also learn what the non-person things in a scene are. The saved model is the
+so the features also learn what the non-person things in a scene are. ``--balance-sources``
+gives person and no-person equal weight inside every source that holds both, so a source's look
+(a CCTV view that is mostly people in training) carries no label. The saved model is the
 classifier alone, so export and size do not change.
 
     python scripts/train.py --data "$TINYEDGE_CACHE/dataset_v16" --out "$TINYEDGE_CACHE/train/run1" \
@@ -69,16 +71,37 @@ def resize_all(x: np.ndarray, size: int) -> np.ndarray:
 
 
 def sample_weights(
-    y: np.ndarray, src: np.ndarray, boost: dict[int, float] | None = None
+    y: np.ndarray,
+    src: np.ndarray,
+    boost: dict[int, float] | None = None,
+    within_source: bool = False,
 ) -> np.ndarray:
     """Each (source, class) group weighs ~sqrt(n) (times ``boost[source]``); both classes
-    carry equal total weight."""
+    carry equal total weight.
+
+    ``within_source``: a source that holds both classes weighs ~sqrt(n_source), split equally
+    between its classes, so a source's look (a CCTV angle that is mostly people in training)
+    says nothing about the label; the single-class sources of each class are then scaled
+    to even out the class totals."""
     w = np.zeros(len(y), np.float32)
     boost = boost or {}
+    mixed = np.zeros(len(y), bool)
+    for s in np.unique(src):
+        in_s = src == s
+        both = within_source and np.unique(y[in_s]).size == 2
+        for cls in (0, 1):
+            m = in_s & (y == cls)
+            if m.any():
+                b = boost.get(int(s), 1.0)
+                w[m] = b * np.sqrt(in_s.sum()) / 2 / m.sum() if both else b / np.sqrt(m.sum())
+        mixed |= in_s if both else False
+    half = 0.5 * float(w.sum())
     for cls in (0, 1):
-        for s in np.unique(src[y == cls]):
-            m = (y == cls) & (src == s)
-            w[m] = boost.get(int(s), 1.0) / np.sqrt(m.sum())
+        single = (y == cls) & ~mixed
+        rest = half - float(w[(y == cls) & mixed].sum())
+        if single.any() and rest > 0:
+            w[single] *= rest / w[single].sum()
+    for cls in (0, 1):
         total = w[y == cls].sum()
         if total > 0:
             w[y == cls] *= 0.5 * len(y) / total
@@ -186,6 +209,7 @@ def make_dataset(
     heat_weight: float = 0.0,
     heat_out: int = 0,
     object_weight: float = 0.0,
+    within_source: bool = False,
 ):
     import tensorflow as tf
 
@@ -194,7 +218,11 @@ def make_dataset(
     if soft_mix > 0:  # person samples the teacher doubts get a softer target
         target = np.where(y > 0, np.maximum(target, 0.6), target)
     t2 = np.stack([1.0 - target, target], axis=1).astype(np.float32)
-    w = sample_weights(d["y"], d["src"], boost) if train else np.ones(len(y), np.float32)
+    w = (
+        sample_weights(d["y"], d["src"], boost, within_source)
+        if train
+        else np.ones(len(y), np.float32)
+    )
     if heat_weight <= 0:
         ds = tf.data.Dataset.from_tensor_slices((d["x"][..., None], t2, w))
     else:
@@ -290,6 +318,11 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="comma list SOURCE=FACTOR multiplying a source's weight, e.g. har=2,sun_scenes=2",
     )
+    ap.add_argument(
+        "--balance-sources",
+        action="store_true",
+        help="within each source that has both classes, weigh person and no-person equally",
+    )
     args = ap.parse_args(argv)
 
     set_seeds()
@@ -364,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
             args.heat_weight,
             heat_out,
             args.object_weight,
+            args.balance_sources,
         ),
         validation_data=make_dataset(
             val, 256, False, 0.0, None, args.heat_weight, heat_out, args.object_weight
@@ -384,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         "heat_weight": args.heat_weight,
         "object_weight": args.object_weight,
         "source_weight": args.source_weight,
+        "balance_sources": args.balance_sources,
         "init": str(init) if (init := args.init or args.init_tflite) else None,
         "lr": args.lr,
         "train_samples": len(train["y"]),

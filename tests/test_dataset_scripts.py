@@ -141,3 +141,26 @@ def test_composite_reports_where_it_pasted_people():
                 mask[int(y1 * 64) : int(np.ceil(y2 * 64)), int(x1 * 64) : int(np.ceil(x2 * 64))] = 1
             assert not (bright & ~mask.astype(bool)).any()
     assert found > 10
+
+
+def test_sample_weights_can_balance_the_classes_inside_each_source():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    train = importlib.import_module("train")
+    # source 0: a CCTV view that is mostly people; source 1: person-free aerial photos;
+    # source 2: portraits (people only)
+    y = np.array([1] * 90 + [0] * 10 + [0] * 100 + [1] * 25)
+    src = np.array([0] * 100 + [1] * 100 + [2] * 25)
+
+    def total(w: np.ndarray, s: int, cls: int) -> float:
+        return float(w[(src == s) & (y == cls)].sum())
+
+    plain = train.sample_weights(y, src)
+    assert total(plain, 0, 1) > 2 * total(plain, 0, 0)  # sqrt(90) vs sqrt(10)
+    balanced = train.sample_weights(y, src, within_source=True)
+    assert np.isclose(total(balanced, 0, 1), total(balanced, 0, 0), rtol=0.05)
+    for w in (plain, balanced):  # both classes still carry equal total weight
+        assert np.isclose(w[y == 1].sum(), w[y == 0].sum())
+    # the mixed source keeps its sqrt(n) share, sqrt(100) / 2 = 5 a class; the single-class
+    # sources fill the rest of each class's half of the total 5 + 5 + 10 + 5: aerial 7.5
+    assert np.isclose(total(balanced, 0, 0) / balanced[y == 0].sum(), 5 / 12.5, rtol=1e-4)
+    assert np.isclose(total(balanced, 1, 0) / balanced[y == 0].sum(), 7.5 / 12.5, rtol=1e-4)
