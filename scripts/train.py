@@ -94,7 +94,8 @@ def sample_weights(
             if m.any():
                 b = boost.get(int(s), 1.0)
                 w[m] = b * np.sqrt(in_s.sum()) / 2 / m.sum() if both else b / np.sqrt(m.sum())
-        mixed |= in_s if both else False
+        if both:
+            mixed |= in_s
     half = 0.5 * float(w.sum())
     for cls in (0, 1):
         single = (y == cls) & ~mixed
