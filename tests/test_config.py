@@ -34,6 +34,8 @@ def test_file_then_env_then_flags(tmp_path):
         ("[mqtt]\nport = 'x'\n", "mqtt.port"),
         ("[events]\non_threshold = 0.3\noff_threshold = 0.5\n", "events.off_threshold"),
         ("[events]\nconfirm_seconds = -5\n", "events.confirm_seconds"),
+        ("[events]\nscene_seconds = -1\n", "events.scene_seconds"),
+        ("[events]\nscene_margin = 2\n", "events.scene_margin"),
         ("[mqtt]\ntls_cert = '/nope.pem'\n", "mqtt.tls_cert"),
         ("[source]\nfit = 'zoom'\n", "source.fit"),
         ("nonsense = 1\n", "nonsense"),

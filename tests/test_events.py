@@ -85,6 +85,59 @@ def test_confident_frames_keep_a_long_visit_open_and_zero_turns_the_rule_off():
     assert [e.type for e in stuck].count("end") == 1
 
 
+# A fixed camera whose empty view the model scores above its own `on` (the shipped model's
+# thresholds are about 0.46 / 0.31; a wide view full of posts and parked vans can rest at 0.55).
+WIDE = EventConfig(on_threshold=0.46, off_threshold=0.31)
+
+
+def _resting(seconds: float, level: float, fps: float = 10.0) -> list[float]:
+    """A static scene's scores: ``level`` with the +-0.02 flicker of a compressed video."""
+    return [level + 0.02 * ((i * 7) % 5 - 2) / 2 for i in range(int(seconds * fps))]
+
+
+def test_a_view_that_rests_above_on_still_gives_one_clean_visit():
+    """4 s of the empty view at ~0.55, 20 s of people at ~0.9, 6 s empty: with the scene
+    floor, one visit from the people to 2 s after them; with fixed thresholds, the empty
+    view alone starts a visit at once that never ends."""
+    scores = _resting(4, 0.55) + _resting(20, 0.9) + _resting(6, 0.55)
+    events = run(scores, cfg=WIDE)
+    assert [e.type for e in events if e.type != "update"] == ["start", "end"]
+    start, end = events[0], events[-1]
+    assert 4.0 <= start.source_time <= 4.5
+    assert end.reason == "clear" and 26.0 <= end.source_time <= 26.5
+    fixed = run(scores, cfg=EventConfig(on_threshold=0.46, off_threshold=0.31, scene_seconds=0))
+    assert fixed[0].type == "start" and fixed[0].source_time < 0.5
+    assert fixed[-1].reason == "source_end" and [e.type for e in fixed].count("end") == 1
+
+
+def test_the_floor_keeps_the_models_thresholds_for_an_ordinary_scene_and_a_sure_person():
+    """An empty view well under `on` leaves the thresholds alone; so does a person in view
+    from the first frame whom the model is sure of (their dips are bridged by the model's own
+    hysteresis, not cut short by a floor learnt from them)."""
+    tracker = VisitTracker("cam0", WIDE)
+    for i, s in enumerate(_resting(10, 0.2)):
+        tracker.feed(s, i / 10)
+    assert (tracker.on_threshold, tracker.off_threshold) == (0.46, 0.31)
+    tracker = VisitTracker("cam0", WIDE)
+    for i, s in enumerate(_resting(1, 0.95) + _resting(10, 0.4)):
+        assert not [e for e in tracker.feed(s, i / 10) if e.type == "end"]
+    assert (tracker.on_threshold, tracker.off_threshold) == (0.46, 0.31)
+    assert tracker.in_visit
+
+
+def test_the_floor_learns_a_lasting_change_of_the_scene_in_minutes():
+    """The lights come on and the empty view jumps from 0.2 to 0.55 for good: that starts one
+    (false) visit, which ends `unconfirmed` once the floor has risen past 0.55 - margin
+    (about 4 to 5 minutes with the default 300 s time constant); no visit follows."""
+    scores = _resting(10, 0.2, fps=2) + _resting(900, 0.55, fps=2)
+    events = run(scores, fps=2, cfg=WIDE)
+    starts = [e for e in events if e.type == "start"]
+    ends = [e for e in events if e.type == "end"]
+    assert len(starts) == 1 and 10 <= starts[0].source_time <= 12
+    assert ends[0].reason == "unconfirmed" and 200 <= ends[0].source_time <= 360
+    assert len(ends) == 1
+
+
 def test_source_end_closes_an_open_visit():
     events = run([0.9] * 10)
     assert events[-1].type == "end" and events[-1].reason == "source_end"
@@ -123,6 +176,8 @@ def test_uuid7_is_time_ordered_and_versioned():
         {"on_frames": 6, "window": 5},
         {"update_seconds": 0},
         {"confirm_seconds": -1},
+        {"scene_seconds": -1},
+        {"scene_margin": 1.5},
     ],
 )
 def test_bad_config_is_rejected(kw):

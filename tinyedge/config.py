@@ -59,6 +59,8 @@ class EventsConfig:
     off_seconds: float = 2.0
     update_seconds: float = 5.0
     confirm_seconds: float = 30.0
+    scene_seconds: float = 300.0
+    scene_margin: float = 0.15
 
 
 @dataclass
@@ -251,6 +253,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("events.update_seconds", "must be more than 0")
     if ev.confirm_seconds < 0:
         raise ConfigError("events.confirm_seconds", "must be 0 (off) or more")
+    if ev.scene_seconds < 0:
+        raise ConfigError("events.scene_seconds", "must be 0 (off) or more")
+    if not 0.0 <= ev.scene_margin <= 1.0:
+        raise ConfigError("events.scene_margin", f"must be between 0 and 1, got {ev.scene_margin}")
     if cfg.source.fit not in ("stretch", "crop"):
         raise ConfigError("source.fit", f"must be 'stretch' or 'crop', got {cfg.source.fit!r}")
     if cfg.source.camera is not None and cfg.source.uri is not None:

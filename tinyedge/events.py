@@ -7,10 +7,23 @@ or, with ``confirm_seconds`` set, when no frame has reached ``on_threshold`` for
 hysteresis bridges a person's dips in score, but an empty scene that happens to score
 between the two thresholds must not hold a visit open for ever (reason ``unconfirmed``).
 One event id per visit; ``update`` at most every ``update_seconds`` while the visit lasts.
+
+A fixed camera watches one scene, and a small classifier gives each scene its own resting
+score: most empty views score far below ``on``, but some (a wide view full of posts, signs
+and parked vans) sit above it and would hold one visit open for ever. With
+``scene_seconds`` set (the default), the tracker follows the scene's *floor*, the score it
+gives when nobody is there (it falls at once to a lower score and rises only slowly, with
+that time constant; during a visit it does not fall), and raises the thresholds to
+``floor + scene_margin`` (``on``) and ``floor + scene_margin / 2`` (``off``) where the floor
+is that high. ``on`` is never lifted beyond halfway from the model's ``on`` to 1: a floor
+that high is taken for a person in view since the first frames (the floor starts at the
+first frames' score), not for the scene, and the model's own thresholds apply.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import time
 import uuid
@@ -18,6 +31,8 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+log = logging.getLogger(__name__)
 
 EventType = Literal["start", "update", "end"]
 EndReason = Literal["clear", "unconfirmed", "source_end", "camera_lost", "shutdown"]
@@ -51,6 +66,8 @@ class EventConfig:
     off_seconds: float = 2.0
     update_seconds: float = 5.0
     confirm_seconds: float = 30.0  # 0: a visit needs no re-confirmation
+    scene_seconds: float = 300.0  # how slowly the scene floor rises; 0: fixed thresholds
+    scene_margin: float = 0.15  # how far above the scene floor ``on`` must be
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.off_threshold <= self.on_threshold <= 1.0:
@@ -61,6 +78,8 @@ class EventConfig:
             raise ValueError("off_seconds must be >= 0 and update_seconds > 0")
         if self.confirm_seconds < 0:
             raise ValueError("confirm_seconds must be >= 0")
+        if self.scene_seconds < 0 or not 0.0 <= self.scene_margin <= 1.0:
+            raise ValueError("need scene_seconds >= 0 and 0 <= scene_margin <= 1")
 
 
 @dataclass(frozen=True)
@@ -107,6 +126,36 @@ class Event:
         return data
 
 
+class SceneFloor:
+    """The score a fixed camera's scene gets with nobody in it, followed over time: the
+    median of the last few scores (so one odd frame does not move it) pulls the floor up
+    only slowly (time constant ``seconds``), so a visit barely lifts it while a lasting change
+    of the scene (lights, a parked van) is learnt in minutes, and down at once, except during
+    a visit (``settled=False``), where a lower score is a person's dip, not the scene."""
+
+    def __init__(self, seconds: float, frames: int) -> None:
+        self.seconds = seconds
+        self._scores: deque[float] = deque(maxlen=frames)
+        self.value: float | None = None
+        self._t: float | None = None
+
+    def update(self, score: float, t: float, settled: bool = True) -> float:
+        self._scores.append(score)
+        level = float(sorted(self._scores)[len(self._scores) // 2])
+        if self.value is None or (settled and level <= self.value):
+            self.value = level
+        elif level > self.value:
+            dt = max(0.0, t - self._t) if self._t is not None else 0.0
+            self.value += (level - self.value) * (1.0 - math.exp(-dt / self.seconds))
+        self._t = t
+        return self.value
+
+    def reset(self) -> None:
+        self._scores.clear()
+        self.value = None
+        self._t = None
+
+
 @dataclass
 class _Visit:
     id: str
@@ -140,10 +189,26 @@ class VisitTracker:
         self._visit: _Visit | None = None
         self._epoch_offset = 0.0
         self._decided_by: DecidedBy = "local"
+        cfg = self.config
+        self.floor = SceneFloor(cfg.scene_seconds, cfg.window) if cfg.scene_seconds else None
+        self.on_threshold, self.off_threshold = cfg.on_threshold, cfg.off_threshold
 
     @property
     def in_visit(self) -> bool:
         return self._visit is not None
+
+    def _thresholds(self, floor: float) -> tuple[float, float]:
+        """``on`` and ``off`` for a scene whose resting score is ``floor``: ``margin`` and
+        ``margin / 2`` above it when that lifts them, as long as ``on`` stays within halfway
+        from the model's ``on`` to 1. A floor higher than that is not taken for an empty
+        scene (this model cannot tell such a scene from a person; it is more likely someone
+        in view since the first frame), and the model's thresholds stay."""
+        cfg = self.config
+        margin = cfg.scene_margin
+        cap = cfg.on_threshold + (1.0 - cfg.on_threshold) / 2
+        if floor + margin <= cfg.on_threshold or floor + margin > cap:
+            return cfg.on_threshold, cfg.off_threshold
+        return floor + margin, max(cfg.off_threshold, floor + margin / 2)
 
     def _event(
         self,
@@ -180,7 +245,20 @@ class VisitTracker:
         cfg = self.config
         self._decided_by = decided_by
         self._epoch_offset = (epoch - t) if epoch is not None else 0.0
-        self._recent.append(score >= cfg.on_threshold)
+        if self.floor is not None and decided_by == "local":  # the edge scores on its own scale
+            lifted = self.on_threshold > cfg.on_threshold
+            floor = self.floor.update(score, t, settled=self._visit is None)
+            self.on_threshold, self.off_threshold = self._thresholds(floor)
+            if (self.on_threshold > cfg.on_threshold) != lifted:
+                log.info(
+                    "%s: the empty scene scores %.2f, so on/off are %.2f/%.2f",
+                    self.camera,
+                    self.floor.value,
+                    self.on_threshold,
+                    self.off_threshold,
+                )
+        on, off = self.on_threshold, self.off_threshold
+        self._recent.append(score >= on)
         visit = self._visit
         if visit is None:
             if sum(self._recent) >= cfg.on_frames:
@@ -197,14 +275,14 @@ class VisitTracker:
                 return [self._event(visit, "start", t, score)]
             return []
         visit.peak = max(visit.peak, score)
-        if score >= cfg.on_threshold:
+        if score >= on:
             visit.confirmed_t = t
         elif cfg.confirm_seconds and t - visit.confirmed_t >= cfg.confirm_seconds:
             # Middling scores for this long: no one the model is sure of. The visit's
             # duration runs to its last confident frame.
             visit.last_seen_t = visit.confirmed_t
             return self._end(visit, t, score, "unconfirmed")
-        if score >= cfg.off_threshold:
+        if score >= off:
             visit.last_seen_t = t
             visit.below_since = None
         elif visit.below_since is None:

@@ -202,6 +202,8 @@ class Pipeline:
                         self.motion.reset()
                     if self.zoom is not None:
                         self.zoom.reset()
+                    if self.tracker.floor is not None:
+                        self.tracker.floor.reset()
                     self._delay = self.recovery.first_delay
                 last_t = frame.t
                 # The zoom watches every frame (its background must not depend on gating);
@@ -244,12 +246,12 @@ class Pipeline:
 
     def _must_score(self, frame: Frame, last_score: float) -> bool:
         """Motion gating: a frame may skip the model only when no visit is open, the last
-        score was below the off-threshold (and, with offload on, below the edge's band, so no
-        stale image is ever offloaded) and the gate sees no change; a skipped frame is fed the
-        last (clearly empty) score."""
+        score was below the off-threshold (the scene's, see :class:`~tinyedge.events.SceneFloor`;
+        with offload on, also below the edge's band, so no stale image is ever offloaded) and
+        the gate sees no change; a skipped frame is fed the last (clearly empty) score."""
         if self.motion is None:
             return True
-        required = self.tracker.in_visit or last_score >= self.tracker.config.off_threshold
+        required = self.tracker.in_visit or last_score >= self.tracker.off_threshold
         if self.gate is not None:
             required = required or last_score >= self.gate.client.band[0]
         return self.motion.should_infer(frame.luma, required)

@@ -83,6 +83,8 @@ def run_detector(cfg: Config) -> int:
         off_seconds=ev.off_seconds,
         update_seconds=ev.update_seconds,
         confirm_seconds=ev.confirm_seconds,
+        scene_seconds=ev.scene_seconds,
+        scene_margin=ev.scene_margin,
     )
     sinks: list[Sink] = []
     publisher: MqttPublisher | None = None
