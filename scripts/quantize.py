@@ -48,6 +48,35 @@ def representative(data: Path, size: int, count: int = 400):
     return gen
 
 
+VIEWS = {"one": 1, "flip": 2, "flip-crop": 4}
+CROP = 0.8  # the centre crop of "flip-crop": 80 % of each side
+
+
+def with_views(model, views: str):
+    """The classifier averaged over several views of the one input frame, in the graph
+    itself: ``flip`` adds the mirror image, ``flip-crop`` also the centre crop (``CROP`` of
+    each side, scaled back up) and its mirror. The views go through the network as one batch,
+    so the file holds each weight once and costs 2 or 4 inferences' time; any runtime that
+    feeds the model gets the averaged score."""
+    if views == "one":
+        return model
+    import tensorflow as tf
+    from tensorflow.keras import layers
+
+    size = int(model.input_shape[1])
+    inp = layers.Input((size, size, 1), batch_size=1, name="gray")
+    mirror = layers.Lambda(lambda t: tf.reverse(t, axis=[2]), name="mirror")
+    parts = [inp, mirror(inp)]
+    if views == "flip-crop":
+        cut = round(size * (1.0 - CROP) / 2)
+        crop = layers.Cropping2D(cut, name="centre")(inp)
+        crop = layers.Resizing(size, size, interpolation="bilinear", name="zoom")(crop)
+        parts += [crop, mirror(crop)]
+    batch = layers.Lambda(lambda t: tf.concat(t, axis=0), name="views")(parts)
+    mean = layers.Lambda(lambda t: tf.reduce_mean(t, axis=0, keepdims=True), name="average")
+    return tf.keras.Model(inp, mean(model(batch)), name=f"{model.name}_{views}")
+
+
 def convert(model, mode: str, rep) -> bytes:
     import tensorflow as tf
 
@@ -194,13 +223,21 @@ def main(argv: list[str] | None = None) -> int:
         help="choose the 'on' threshold on this folder of photos (person/, no_person/) from "
         "sources training never saw, instead of on the validation split",
     )
+    ap.add_argument(
+        "--views",
+        choices=sorted(VIEWS),
+        default="one",
+        help="average the score over the frame and its mirror (flip), and also a centre "
+        "crop and its mirror (flip-crop), inside the exported graph",
+    )
     ap.add_argument("--version", default="0.1.0")
     args = ap.parse_args(argv)
 
     import tensorflow as tf
 
-    model = tf.keras.models.load_model(args.model)
-    size = int(model.input_shape[1])
+    trained = tf.keras.models.load_model(args.model)
+    size = int(trained.input_shape[1])
+    model = with_views(trained, args.views)
     rep = representative(args.data, size)
     args.cache.mkdir(parents=True, exist_ok=True)
     int8 = convert(model, "int8", rep)
@@ -242,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             "color": "luma BT.601 integer (77R+150G+29B+128)>>8",
             "fit": "stretch",
             "resize": "integer area average",
+            "views": args.views,
         },
         "thresholds": {"on": thresholds["on"], "off": thresholds["off"]},
         "calibration": {

@@ -13,6 +13,7 @@ prints how closely the two agree on the test fixtures:
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,13 @@ def main(argv: list[str]) -> int:
     prep = Preprocessor(pm.input_spec)
     model = build_model(pm.input_spec.height, 1.0)
     n = load_into(model, path)
+    sidecar = path.with_suffix(".json")
+    views = (
+        json.loads(sidecar.read_text())["input"].get("views", "one") if sidecar.exists() else "one"
+    )
+    from quantize import with_views
+
+    scored = with_views(model, views)  # the file may average several views of the frame
     diffs = []
     for f in sorted(Path("tests/fixtures/images").rglob("*.*")):
         if f.suffix.lower() not in (".jpg", ".jpeg", ".png"):
@@ -110,7 +118,7 @@ def main(argv: list[str]) -> int:
         tensor = prep(np.asarray(Image.open(f).convert("L")))
         ours = pm.score(tensor)
         x = (tensor.view(np.uint8) ^ 0x80).astype(np.float32) / 255.0
-        keras = float(model(x, training=False)[0, 1])
+        keras = float(scored(x, training=False)[0, 1])
         diffs.append(abs(ours - keras))
         print(f"{f.parent.name}/{f.name:28s} int8 {ours:.3f}  keras {keras:.3f}")
     print(f"{n} layers set; max |int8 - keras| = {max(diffs):.3f} over {len(diffs)} fixtures")

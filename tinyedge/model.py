@@ -74,6 +74,25 @@ def default_model_path() -> Path:
     return Path(__file__).resolve().parent / "models" / DEFAULT_MODEL_NAME
 
 
+def packaged_models() -> list[str]:
+    """Names of the person models shipped in the package (``person_int8`` is the default)."""
+    return sorted(p.stem for p in default_model_path().parent.glob("person*.tflite"))
+
+
+def resolve_model_path(value: str | Path | None) -> Path:
+    """A model argument as a path: None is the default model, a bare packaged name such as
+    ``person_int8_views`` is that shipped file, anything else is a path as given."""
+    if value is None:
+        return default_model_path()
+    path = Path(value).expanduser()
+    text = str(value)
+    if not path.exists() and "/" not in text and not path.suffix:
+        packaged = default_model_path().parent / f"{text}.tflite"
+        if packaged.is_file():
+            return packaged
+    return path
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What the pipeline and the events need to know about a loaded model."""
@@ -113,10 +132,11 @@ class PersonModel:
     """
 
     def __init__(self, path: str | Path | None = None, num_threads: int = 1) -> None:
-        path = Path(path) if path is not None else default_model_path()
+        path = resolve_model_path(path)
         shown = str(path)
         if not path.exists():
-            raise ModelError(shown, "file not found")
+            names = ", ".join(packaged_models())
+            raise ModelError(shown, f"file not found (packaged models: {names})")
         if not path.is_file():
             raise ModelError(shown, "not a file")
         blob = path.read_bytes()

@@ -255,8 +255,12 @@ def peers_table(
 ) -> Table:
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
+    from ..model import default_model_path
+
+    views = default_model_path().with_name("person_int8_views.tflite")  # the packaged one
     tflite = [
         ("tinyedge person model", ours),
+        *([("tinyedge person_int8_views (4 views)", views)] if views != ours else []),
         ("MLPerf Tiny VWW reference", peers_dir / "mlperf_tiny_vww_96_int8.tflite"),
         ("TFLite Micro person detector", peers_dir / "tflm_person_detect.tflite"),
     ]
