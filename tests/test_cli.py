@@ -109,6 +109,18 @@ def test_info_masks_secrets(tmp_path):
     assert info["config"]["mqtt_password"] == "***" and "hunter2" not in res.stdout
 
 
+def test_info_and_detect_take_a_packaged_model_by_name():
+    res = run_cli("info", "--model", "person_int8_views")
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert info["model"]["path"].endswith("person_int8_views.tflite")
+    assert info["model"]["version"] == "0.2.0"
+    assert info["packaged_models"] == ["person_int8", "person_int8_views"]
+    res = run_cli("detect", "--source", str(ROOT / "examples" / "plaza.mp4"), "--model", "nope")
+    assert res.returncode == 3
+    assert res.stderr.strip().count("\n") == 0 and "packaged models: person_int8" in res.stderr
+
+
 def test_evaluate_command(tmp_path):
     fixtures = ROOT / "tests" / "fixtures" / "images"
     res = run_cli("evaluate", str(fixtures), "--json")

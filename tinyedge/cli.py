@@ -51,6 +51,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         over["source"]["realtime"] = True
     if getattr(args, "loop", False):
         over["source"]["loop"] = True
+    if getattr(args, "max_fps", None) is not None:
+        over["source"]["max_fps"] = args.max_fps
     if getattr(args, "model", None) is not None:
         over["model"]["path"] = args.model
     if getattr(args, "mqtt", None):
@@ -85,7 +87,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 # -- info -----------------------------------------------------------------------------------
 def cmd_info(args: argparse.Namespace) -> int:
-    from .model import PersonModel, interpreter_backend
+    from .model import PersonModel, interpreter_backend, packaged_models
     from .sources.picamera2 import cameras_present
 
     cfg = _load(args)
@@ -111,6 +113,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         }
     except TinyEdgeError as exc:
         out["model"] = {"error": str(exc)}
+    out["packaged_models"] = packaged_models()
     out["cameras"] = {
         "picamera2": [c.get("Model", "?") for c in cameras_present()],
         "v4l2": sorted(str(p) for p in Path("/dev").glob("video*")),
@@ -217,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print", action="store_true", help="also write events as JSON lines to stdout")
     p.add_argument("--realtime", action="store_true", help="pace files at their own frame rate")
     p.add_argument("--loop", action="store_true", help="replay a video file forever")
+    p.add_argument(
+        "--max-fps",
+        type=float,
+        metavar="N",
+        help="analyse at most N frames a second, letting the rest go (default: every frame)",
+    )
     p.add_argument("--no-motion", action="store_true", help="score every frame (no motion gating)")
     p.add_argument(
         "--zoom",

@@ -40,6 +40,7 @@ class SourceConfig:
     name: str = "cam0"
     reconnect_max_delay: float = 10.0
     lost_timeout: float = 60.0
+    max_fps: float = 0.0  # analyse at most this many frames a second; 0 = every frame
 
 
 @dataclass
@@ -261,6 +262,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("source.fit", f"must be 'stretch' or 'crop', got {cfg.source.fit!r}")
     if cfg.source.camera is not None and cfg.source.uri is not None:
         raise ConfigError("source", "set camera or uri, not both")
+    if cfg.source.max_fps < 0:
+        raise ConfigError("source.max_fps", "must be 0 (every frame) or more")
     if cfg.source.lost_timeout <= 0:
         raise ConfigError("source.lost_timeout", "must be more than 0")
     if cfg.source.reconnect_max_delay <= 0:

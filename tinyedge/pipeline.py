@@ -57,7 +57,8 @@ class PrintSink:
 
 @dataclass
 class PipelineStats:
-    frames: int = 0
+    frames: int = 0  # frames analysed (fed to the visit tracker)
+    dropped: int = 0  # frames read and let go unseen to keep to max_fps
     inferences: int = 0  # frames the model scored
     zoomed: int = 0  # motion-zoom crops it scored besides
     events: int = 0
@@ -127,8 +128,14 @@ class Pipeline:
         gate: EdgeGate | None = None,
         offload_image: Literal["model", "frame"] = "model",
         motion: MotionConfig | None = None,
+        max_fps: float = 0.0,
     ) -> None:
+        if max_fps < 0:
+            raise ValueError(f"max_fps must be 0 (every frame) or more, got {max_fps}")
         self.source = source
+        self.max_fps = max_fps
+        self._next_t: float | None = None
+        self._prev_t: float | None = None
         self.model = model
         self.preprocess = Preprocessor(model.input_spec, fit=fit)
         self.tracker = VisitTracker(
@@ -206,6 +213,12 @@ class Pipeline:
                         self.tracker.floor.reset()
                     self._delay = self.recovery.first_delay
                 last_t = frame.t
+                if self._rate_drop(frame.t):
+                    self.stats.dropped += 1
+                    self._last_frame = time.monotonic()
+                    if self.hooks.on_tick is not None:
+                        self.hooks.on_tick()
+                    continue
                 # The zoom watches every frame (its background must not depend on gating);
                 # a frame with somewhere to zoom into is always scored.
                 spots = self.zoom.windows(frame.luma) if self.zoom is not None else []
@@ -225,6 +238,29 @@ class Pipeline:
         finally:
             self.source.close()
             self.stats.seconds = time.perf_counter() - started
+
+    def _rate_drop(self, t: float) -> bool:
+        """With ``max_fps`` set, let a frame go unseen (no motion check, no model, no tracker)
+        when it comes before the next slot of a 1/max_fps schedule on the frame clock. A frame
+        within half a frame interval of its slot takes it, so a steady camera's timestamp
+        jitter does not decide between neighbouring frames (a 30 fps camera at ``max_fps`` 10
+        gives every third frame); the schedule advances by whole periods, so the rate never
+        drifts above ``max_fps``; a jump (a gap in the stream, a looped file restarting its
+        clock) restarts the schedule at that frame."""
+        if self.max_fps <= 0:
+            return False
+        period = 1.0 / self.max_fps
+        gap = t - self._prev_t if self._prev_t is not None else 0.0
+        self._prev_t = t
+        early = min(gap, period) / 2 if gap > 0 else 0.0
+        nxt = self._next_t
+        if nxt is not None and nxt - period <= t < nxt - early:
+            return True
+        if nxt is not None and nxt - early <= t < nxt + period:
+            self._next_t = nxt + period
+        else:
+            self._next_t = t + period
+        return False
 
     def _score(self, luma: npt.NDArray[np.uint8], spots: list[tuple[int, int]]) -> float:
         """The model's score for the whole frame, lifted by motion-zoom crops: a crop that
@@ -329,6 +365,7 @@ def detect(
     camera: str = "cam0",
     fit: Fit = "stretch",
     realtime: bool = False,
+    max_fps: float = 0.0,
 ) -> Iterator[Event]:
     """Person visits from a source: ``for event in tinyedge.detect("clip.mp4"): ...``.
 
@@ -342,4 +379,4 @@ def detect(
     else:
         src = open_source(source=str(source), realtime=realtime)
     net = model if isinstance(model, PersonModel) else PersonModel(model)
-    yield from Pipeline(src, net, events=events, camera=camera, fit=fit).events()
+    yield from Pipeline(src, net, events=events, camera=camera, fit=fit, max_fps=max_fps).events()

@@ -113,6 +113,7 @@ def run_detector(cfg: Config) -> int:
         gate=gate,
         offload_image="frame" if cfg.offload.send == "frame" else "model",
         motion=MotionConfig(**dataclasses.asdict(cfg.motion)),
+        max_fps=cfg.source.max_fps,
     )
     stats = _stats_reporter(cfg, pipeline, publisher)
     pipeline.hooks = Hooks(

@@ -77,11 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-dir")
     ap.add_argument("--update-seconds", type=float, default=5.0)
     ap.add_argument("--no-motion", action="store_true")
+    ap.add_argument("--max-fps", type=float, default=0.0)
     args = ap.parse_args(argv)
 
     over: dict[str, Any] = {
         "device_id": args.device_id,
-        "source": {"uri": args.clip},
+        "source": {"uri": args.clip, "max_fps": args.max_fps},
         "events": {"update_seconds": args.update_seconds},
         "motion": {"enabled": not args.no_motion},
     }
