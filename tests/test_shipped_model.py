@@ -113,16 +113,39 @@ def test_scores_depend_on_the_image(model: PersonModel) -> None:
     assert 0.0 <= black <= 1.0
 
 
-def test_the_views_model_averages_the_frame_and_its_mirror() -> None:
-    """person_int8_views scores the frame, its mirror image, a centre crop and the crop's
-    mirror as one batch and averages them (sidecar ``input.views``), so a mirrored frame
-    must get exactly the same score: the same four views in another order. The single-view
-    default scores some fixtures' mirrors apart (checked below, so this test can fail)."""
-    model = PersonModel("person_int8_views")
+@pytest.mark.parametrize(
+    ("name", "views"), [("person_int8", "flip"), ("person_int8_views", "flip-crop")]
+)
+def test_the_shipped_files_average_the_frame_and_its_mirror(name: str, views: str) -> None:
+    """Both files score the frame and its mirror image as one batch and average them
+    (person_int8_views also a centre crop and the crop's mirror; sidecar ``input.views``),
+    so a mirrored frame must get exactly the same score."""
+    model = PersonModel(name)
     meta = json.loads(Path(model.info.path).with_suffix(".json").read_text())
-    assert meta["input"]["views"] == "flip-crop"
+    assert meta["input"]["views"] == views
     assert _mirror_gaps(model).max() == 0.0
-    assert _mirror_gaps(PersonModel()).max() > 0.01
+
+
+def test_views_variant_derives_the_default_and_a_single_view_file(tmp_path: Path) -> None:
+    """scripts/views_variant.py made the default from the 4-view file: deriving ``flip``
+    again gives the shipped bytes; ``one`` (the network alone) is not mirror-invariant,
+    which is what the test above would catch."""
+    import subprocess
+    import sys
+
+    views = resolve_model_path("person_int8_views")
+    for kind in ("flip", "one"):
+        out = tmp_path / f"{kind}.tflite"
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "views_variant.py"), str(views), str(out),
+             "--views", kind],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    assert (tmp_path / "flip.tflite").read_bytes() == default_model_path().read_bytes()
+    single = PersonModel(tmp_path / "one.tflite")
+    assert single.input_spec == PersonModel().input_spec
+    assert _mirror_gaps(single).max() > 0.01
 
 
 def _mirror_gaps(model: PersonModel) -> np.ndarray:
@@ -135,13 +158,14 @@ def _mirror_gaps(model: PersonModel) -> np.ndarray:
     return np.array(gaps)
 
 
-def test_the_views_model_gives_the_demo_clips_visit_and_clears() -> None:
+@pytest.mark.parametrize("name", SHIPPED)
+def test_the_models_give_the_demo_clips_visit_and_clear(name: str) -> None:
     """The demo clip (held out from training): the empty plaza, walkers from 4 s, the empty
     plaza again. r27 alone scores the empty plaza 0.73 and holds one visit over the whole
-    clip; with four views it must start on the walkers and end once they are gone."""
+    clip; averaged over views it must start on the walkers and end once they are gone."""
     from tinyedge.pipeline import detect
 
-    events = list(detect(ROOT / "examples" / "plaza.mp4", "person_int8_views"))
+    events = list(detect(ROOT / "examples" / "plaza.mp4", name))
     assert events[0].type == "start" and events[-1].type == "end"
     assert sum(e.type == "start" for e in events) == 1
     assert 4.0 <= events[0].source_time <= 6.0

@@ -1,0 +1,90 @@
+"""Derive a cheaper views variant from an int8 file exported with ``quantize.py --views
+flip-crop``: ``flip`` keeps the frame and its mirror (2 inferences' time), ``one`` the frame
+alone (1). The weights and every tensor's quantization stay exactly as calibrated; only the
+view-making ops before the shared network are dropped and the batch dimension shrinks.
+
+    python scripts/views_variant.py tinyedge/models/person_int8_views.tflite /tmp/flip.tflite --views flip
+
+The sidecar JSON beside the input is copied with ``input.views``, ``sha256`` and
+``size_bytes`` updated; its thresholds are the 4-view model's and should be re-chosen
+(``scripts/threshold_check.py`` or ``quantize.py --calib``) before shipping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+KEEP = {"flip": 2, "one": 1}
+
+
+def _op_name(model, op) -> str:
+    from ai_edge_litert import schema_py_generated as schema
+
+    code = model.operatorCodes[op.opcodeIndex]
+    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    return str(names.get(builtin, builtin))
+
+
+def derive(src: Path, views: str) -> bytes:
+    from ai_edge_litert.tools import flatbuffer_utils as fb
+
+    model = fb.read_model(str(src))
+    graph = model.subgraphs[0]
+    ops = graph.operators
+    concat = next(i for i, op in enumerate(ops) if _op_name(model, op) == "CONCATENATION")
+    if len(ops[concat].inputs) != 4:
+        raise SystemExit(f"{src}: expected a 4-view (flip-crop) file, got {len(ops[concat].inputs)}")
+    frame, mirror = int(ops[concat].inputs[0]), int(ops[concat].inputs[1])
+    if frame != int(graph.inputs[0]):
+        raise SystemExit(f"{src}: the first view is not the model input")
+    batch = int(graph.tensors[int(ops[concat].outputs[0])].shape[0])
+    n = KEEP[views]
+    body = ops[concat + 1 :]
+    if views == "one":
+        # the network reads the input tensor straight away (the concat shares its scale)
+        cat_out = int(ops[concat].outputs[0])
+        a, b = graph.tensors[frame].quantization, graph.tensors[cat_out].quantization
+        if list(a.scale) != list(b.scale) or list(a.zeroPoint) != list(b.zeroPoint):
+            raise SystemExit(f"{src}: the views' concatenation changes the quantization")
+        for op in body:
+            op.inputs = [frame if int(t) == cat_out else int(t) for t in op.inputs]
+        graph.operators = body
+    else:
+        ops[concat].inputs = [frame, mirror]
+        mirror_op = next(op for op in ops[:concat] if int(op.outputs[0]) == mirror)
+        graph.operators = [mirror_op, ops[concat], *body]
+    for tensor in graph.tensors:
+        if tensor.shape is not None and len(tensor.shape) > 0 and int(tensor.shape[0]) == batch:
+            tensor.shape[0] = n
+            if tensor.shapeSignature is not None and len(tensor.shapeSignature) > 0:
+                tensor.shapeSignature[0] = n
+    return bytes(fb.convert_object_to_bytearray(model))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("src", type=Path, help="an int8 file exported with --views flip-crop")
+    ap.add_argument("dst", type=Path)
+    ap.add_argument("--views", choices=sorted(KEEP), required=True)
+    args = ap.parse_args(argv)
+    blob = derive(args.src, args.views)
+    args.dst.write_bytes(blob)
+    side = args.src.with_suffix(".json")
+    if side.is_file():
+        meta = json.loads(side.read_text())
+        meta.setdefault("input", {})["views"] = args.views
+        meta["sha256"] = hashlib.sha256(blob).hexdigest()
+        meta["size_bytes"] = len(blob)
+        meta["derived_from"] = {"file": side.with_suffix(".tflite").name, "views": "flip-crop"}
+        args.dst.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"{args.dst}: {len(blob):,} bytes, views {args.views}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
