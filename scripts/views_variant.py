@@ -38,7 +38,9 @@ def derive(src: Path, views: str) -> bytes:
     ops = graph.operators
     concat = next(i for i, op in enumerate(ops) if _op_name(model, op) == "CONCATENATION")
     if len(ops[concat].inputs) != 4:
-        raise SystemExit(f"{src}: expected a 4-view (flip-crop) file, got {len(ops[concat].inputs)}")
+        raise SystemExit(
+            f"{src}: expected a 4-view (flip-crop) file, got {len(ops[concat].inputs)}"
+        )
     frame, mirror = int(ops[concat].inputs[0]), int(ops[concat].inputs[1])
     if frame != int(graph.inputs[0]):
         raise SystemExit(f"{src}: the first view is not the model input")
