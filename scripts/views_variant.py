@@ -3,11 +3,15 @@ flip-crop``: ``flip`` keeps the frame and its mirror (2 inferences' time), ``one
 alone (1). The weights and every tensor's quantization stay exactly as calibrated; only the
 view-making ops before the shared network are dropped and the batch dimension shrinks.
 
-    python scripts/views_variant.py tinyedge/models/person_int8_views.tflite /tmp/flip.tflite --views flip
+    python scripts/views_variant.py tinyedge/models/person_int8_views.tflite \
+        tinyedge/models/person_int8.tflite --views flip --calib $TINYEDGE_CACHE/calibration_v1
 
-The sidecar JSON beside the input is copied with ``input.views``, ``sha256`` and
-``size_bytes`` updated; its thresholds are the 4-view model's and should be re-chosen
-(``scripts/threshold_check.py`` or ``quantize.py --calib``) before shipping.
+The sidecar JSON beside the input is copied with ``input.views``, ``sha256``, ``size_bytes``
+and ``version`` updated. With ``--calib DIR`` (photos in the ``tinyedge evaluate`` layout from
+sources training never saw) ``on`` becomes the new file's best balanced-accuracy threshold
+there and ``off`` max(0.6 x ``on``, the source's ``off``: the source's ``off`` came from its
+validation negatives, which a derived file shares); without it the source's thresholds stay,
+and should be re-chosen before shipping.
 """
 
 from __future__ import annotations
@@ -68,11 +72,32 @@ def derive(src: Path, views: str) -> bytes:
     return bytes(fb.convert_object_to_bytearray(model))
 
 
+def _recalibrate(
+    model: Path, calib: Path, old: dict[str, float]
+) -> tuple[dict[str, float], dict[str, object]]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from quantize import best_threshold, calibration_scores
+
+    y, s = calibration_scores(model, calib)
+    on, ba = best_threshold(y, s)
+    source_off = float(old.get("off", 0.0))
+    off = round(min(on, max(0.6 * on, source_off)), 4)
+    info: dict[str, object] = {
+        "on_from": calib.name,
+        "on_from_samples": {"person": int(y.sum()), "no_person": int((1 - y).sum())},
+        "on_from_balanced_accuracy": round(ba, 4),
+        "off_rule": f"max(0.6 x on, the source file's off {source_off:g}), <= on",
+    }
+    return {"on": round(on, 4), "off": off}, info
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("src", type=Path, help="an int8 file exported with --views flip-crop")
     ap.add_argument("dst", type=Path)
     ap.add_argument("--views", choices=sorted(KEEP), required=True)
+    ap.add_argument("--calib", type=Path, help="choose 'on' on this folder (person/, no_person/)")
+    ap.add_argument("--version", help="the sidecar's version (default: the source's)")
     args = ap.parse_args(argv)
     blob = derive(args.src, args.views)
     args.dst.write_bytes(blob)
@@ -82,8 +107,19 @@ def main(argv: list[str] | None = None) -> int:
         meta.setdefault("input", {})["views"] = args.views
         meta["sha256"] = hashlib.sha256(blob).hexdigest()
         meta["size_bytes"] = len(blob)
-        meta["derived_from"] = {"file": side.with_suffix(".tflite").name, "views": "flip-crop"}
+        meta["derived_from"] = {
+            "file": side.with_suffix(".tflite").name,
+            "views": "flip-crop",
+            "by": f"scripts/views_variant.py --views {args.views}",
+        }
+        if args.version:
+            meta["version"] = args.version
+        if args.calib is not None:
+            meta["thresholds"], meta["calibration"] = _recalibrate(
+                args.dst, args.calib, meta.get("thresholds", {})
+            )
         args.dst.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+        print(f"thresholds {meta.get('thresholds')}")
     print(f"{args.dst}: {len(blob):,} bytes, views {args.views}")
     return 0
 
