@@ -140,10 +140,11 @@ def run_detector(cfg: Config) -> int:
                 stats.tick(force=True)
             publisher.close(timeout=cfg.mqtt.shutdown_timeout)
     log.info(
-        "%d frames in %.2f s (%.0f fps), %d events",
+        "%d frames analysed in %.2f s (%.0f fps; %d let go for max_fps), %d events",
         result.frames,
         result.seconds,
         result.fps,
+        result.dropped,
         result.events,
     )
     return 0
