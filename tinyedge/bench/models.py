@@ -252,15 +252,13 @@ def peers_table(
     frames: Sequence[npt.NDArray[np.uint8]],
     iterations: int,
     hog_iterations: int,
+    views: Path | None = None,
 ) -> Table:
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
-    from ..model import default_model_path
-
-    views = default_model_path().with_name("person_int8_views.tflite")  # the packaged one
     tflite = [
         ("tinyedge person model", ours),
-        *([("tinyedge person_int8_views (4 views)", views)] if views != ours else []),
+        *([("tinyedge person_int8_views (4 views)", views)] if views is not None else []),
         ("MLPerf Tiny VWW reference", peers_dir / "mlperf_tiny_vww_96_int8.tflite"),
         ("TFLite Micro person detector", peers_dir / "tflm_person_detect.tflite"),
     ]
