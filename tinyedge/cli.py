@@ -139,11 +139,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import shlex
 
     from .bench import BenchOptions, render_markdown, render_text, run
+    from .model import resolve_model_path
 
     given: dict[str, Any] = {
         k: Path(v).expanduser()
         for k, v in (
-            ("model", args.model),
             ("variants", args.variants),
             ("peers", args.peers),
             ("edge_model", args.edge_model),
@@ -151,9 +151,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         )
         if v
     }
-    if args.model:
-        from .model import resolve_model_path
-
+    if args.model:  # a path, or a packaged model's name
         given["model"] = resolve_model_path(args.model)
     for key, path in given.items():
         if key in ("model", "clip") and not path.is_file():

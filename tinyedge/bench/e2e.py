@@ -403,10 +403,10 @@ def paced_table(clip: Path, model: Path | None, seconds: float, views: Path | No
         f"and {rows[-1]['cpu'] - floor['cpu_percent']:+.1f} points of CPU at 30 fps."
     )
     rows.append(floor_row)
-    if extra:
+    if views is not None and extra:
         rows += extra
         notes.append(
-            f"{extra[0]['fps'].split(', ')[1]} (opt-in, four inferences a frame) is not held "
+            f"{views.stem} (opt-in, four inferences a frame) is not held "
             "to the targets; with max_fps 10 the detector analyses every third frame of the "
             "30 fps stream and lets the rest go."
         )
