@@ -201,6 +201,36 @@ def augment(x, training_seed: int, heat=None, heat_out: int = 0):
     return tf.clip_by_value(x, 0.0, 1.0), heat
 
 
+def tflite_scores(model_path: Path, x: np.ndarray, cache_file: Path) -> np.ndarray:
+    """Each uint8 crop's person score from an int8 .tflite (fed ``pixel ^ 0x80``, as the
+    runtime feeds it), e.g. the 4-view file whose averaged score a single-view student learns;
+    kept in ``cache_file`` with the file's sha256, so a second run does not score again."""
+    import hashlib
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tinyedge.model import PersonModel
+
+    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    if cache_file.exists():
+        with np.load(cache_file) as got:
+            if str(got["sha256"]) == digest and len(got["scores"]) == len(x):
+                return got["scores"]
+    model = PersonModel(model_path, num_threads=2)
+    spec = model.input_spec
+    if (spec.height, spec.width, spec.channels) != (x.shape[1], x.shape[2], 1):
+        sys.exit(f"{model_path}: input {spec} does not take the dataset's {x.shape[1:]} gray crops")
+    scores = np.empty(len(x), np.float32)
+    start = time.time()
+    for i, im in enumerate(x):
+        scores[i] = model.score((im ^ 0x80).view(np.int8)[None, ..., None])
+        if i % 2000 == 0 or i == len(x) - 1:
+            rate = (i + 1) / max(time.time() - start, 1e-6)
+            print(f"\rdistill targets {i + 1}/{len(x)} ({rate:.0f}/s)", end="", flush=True)
+    print(flush=True)
+    np.savez(cache_file, scores=scores, sha256=digest)
+    return scores
+
+
 def make_dataset(
     d: dict[str, np.ndarray],
     batch: int,
@@ -211,6 +241,8 @@ def make_dataset(
     heat_out: int = 0,
     object_weight: float = 0.0,
     within_source: bool = False,
+    distill: np.ndarray | None = None,
+    distill_mix: float = 0.0,
 ):
     import tensorflow as tf
 
@@ -218,6 +250,8 @@ def make_dataset(
     target = (1.0 - soft_mix) * y + soft_mix * np.clip(d["soft"], 0.0, 1.0) * y
     if soft_mix > 0:  # person samples the teacher doubts get a softer target
         target = np.where(y > 0, np.maximum(target, 0.6), target)
+    if distill is not None and distill_mix > 0:  # a model's own score as part of the target
+        target = (1.0 - distill_mix) * target + distill_mix * np.clip(distill, 0.0, 1.0)
     t2 = np.stack([1.0 - target, target], axis=1).astype(np.float32)
     w = (
         sample_weights(d["y"], d["src"], boost, within_source)
@@ -315,6 +349,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--max-train", type=int, default=0, help="subsample train (quick runs)")
     ap.add_argument(
+        "--distill-from",
+        type=Path,
+        default=None,
+        help="an int8 .tflite (e.g. the 4-view person_int8_views.tflite) whose score on each "
+        "training crop is blended into the target (self-distillation of its views)",
+    )
+    ap.add_argument(
+        "--distill-mix",
+        type=float,
+        default=0.5,
+        help="weight of --distill-from's score in the target (default 0.5)",
+    )
+    ap.add_argument(
         "--source-weight",
         default="",
         help="comma list SOURCE=FACTOR multiplying a source's weight, e.g. har=2,sun_scenes=2",
@@ -343,6 +390,11 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
+    distill = None
+    if args.distill_from is not None:
+        distill = tflite_scores(args.distill_from, train["x"], args.out / "distill_scores.npz")
+        agree = balanced_accuracy(train["y"], distill, 0.5)
+        print(f"distill targets: balanced accuracy {agree:.3f} on train at 0.5", flush=True)
     sources = json.loads((args.data / "manifest.json").read_text())["sources"]
     boost = {}
     for item in filter(None, args.source_weight.split(",")):
@@ -399,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
             heat_out,
             args.object_weight,
             args.balance_sources,
+            distill,
+            args.distill_mix,
         ),
         validation_data=make_dataset(
             val, 256, False, 0.0, None, args.heat_weight, heat_out, args.object_weight
@@ -421,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
         "source_weight": args.source_weight,
         "balance_sources": args.balance_sources,
         "init": str(init) if (init := args.init or args.init_tflite) else None,
+        "distill_from": str(args.distill_from) if args.distill_from else None,
+        "distill_mix": args.distill_mix if args.distill_from else None,
         "lr": args.lr,
         "train_samples": len(train["y"]),
         "val_samples": len(val["y"]),
