@@ -11,8 +11,10 @@ distillation); with ``--object-weight W`` (dataset v16+, needs ``--heat-weight``
 such head learns the ``objects`` maps, where the teacher saw vehicles, animals and other things,
 so the features also learn what the non-person things in a scene are. ``--balance-sources``
 gives person and no-person equal weight inside every source that holds both, so a source's look
-(a CCTV view that is mostly people in training) carries no label. The saved model is the
-classifier alone, so export and size do not change.
+(a CCTV view that is mostly people in training) carries no label. ``--distill-from FILE.tflite``
+scores every training crop once through an int8 file (e.g. the four-view
+``person_int8_views.tflite``) and blends that score into the target (``--distill-mix``). The saved
+model is the classifier alone, so export and size do not change.
 
     python scripts/train.py --data "$TINYEDGE_CACHE/dataset_v16" --out "$TINYEDGE_CACHE/train/run1" \
         [--size 128] [--width 1.0] [--epochs 14]
