@@ -30,6 +30,7 @@ a later ``--init`` of that model picks up.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -207,7 +208,6 @@ def tflite_scores(model_path: Path, x: np.ndarray, cache_file: Path) -> np.ndarr
     """Each uint8 crop's person score from an int8 .tflite (fed ``pixel ^ 0x80``, as the
     runtime feeds it), e.g. the 4-view file whose averaged score a single-view student learns;
     kept in ``cache_file`` with the file's sha256, so a second run does not score again."""
-    import hashlib
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tinyedge.model import PersonModel
@@ -479,6 +479,11 @@ def main(argv: list[str] | None = None) -> int:
         "init": str(init) if (init := args.init or args.init_tflite) else None,
         "distill_from": str(args.distill_from) if args.distill_from else None,
         "distill_mix": args.distill_mix if args.distill_from else None,
+        "distill_sha256": (
+            hashlib.sha256(args.distill_from.read_bytes()).hexdigest()
+            if args.distill_from
+            else None
+        ),
         "lr": args.lr,
         "train_samples": len(train["y"]),
         "val_samples": len(val["y"]),
