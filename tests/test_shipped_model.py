@@ -161,8 +161,9 @@ def _mirror_gaps(model: PersonModel) -> np.ndarray:
 @pytest.mark.parametrize("name", SHIPPED)
 def test_the_models_give_the_demo_clips_visit_and_clear(name: str) -> None:
     """The demo clip (held out from training): the empty plaza, walkers from 4 s, the empty
-    plaza again. r27 alone scores the empty plaza 0.73 and holds one visit over the whole
-    clip; averaged over views it must start on the walkers and end once they are gone."""
+    plaza again. Both files must start on the walkers and end once they are gone (r27, the
+    network of sessions 11-12, scored the empty plaza 0.73 with one view and held one visit
+    over the whole clip; its views brought that under ``off``)."""
     from tinyedge.pipeline import detect
 
     events = list(detect(ROOT / "examples" / "plaza.mp4", name))
