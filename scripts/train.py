@@ -204,11 +204,11 @@ def augment(x, training_seed: int, heat=None, heat_out: int = 0):
     return tf.clip_by_value(x, 0.0, 1.0), heat
 
 
-def tflite_scores(model_path: Path, x: np.ndarray, cache_file: Path) -> np.ndarray:
+def tflite_scores(model_path: Path, x: np.ndarray, cache_file: Path) -> tuple[np.ndarray, str]:
     """Each uint8 crop's person score from an int8 .tflite (fed ``pixel ^ 0x80``, as the
     runtime feeds it), e.g. the 4-view file whose averaged score a single-view student learns;
-    kept in ``cache_file`` with the file's sha256, so a second run does not score again."""
-
+    kept in ``cache_file`` with the file's sha256 (returned too), so a second run does not score
+    again."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tinyedge.model import PersonModel
 
@@ -216,7 +216,7 @@ def tflite_scores(model_path: Path, x: np.ndarray, cache_file: Path) -> np.ndarr
     if cache_file.exists():
         with np.load(cache_file) as got:
             if str(got["sha256"]) == digest and len(got["scores"]) == len(x):
-                return got["scores"]
+                return got["scores"], digest
     model = PersonModel(model_path, num_threads=2)
     spec = model.input_spec
     if (spec.height, spec.width, spec.channels) != (x.shape[1], x.shape[2], 1):
@@ -230,7 +230,7 @@ def tflite_scores(model_path: Path, x: np.ndarray, cache_file: Path) -> np.ndarr
             print(f"\rdistill targets {i + 1}/{len(x)} ({rate:.0f}/s)", end="", flush=True)
     print(flush=True)
     np.savez(cache_file, scores=scores, sha256=digest)
-    return scores
+    return scores, digest
 
 
 def make_dataset(
@@ -392,9 +392,11 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    distill = None
+    distill, distill_sha256 = None, None
     if args.distill_from is not None:
-        distill = tflite_scores(args.distill_from, train["x"], args.out / "distill_scores.npz")
+        distill, distill_sha256 = tflite_scores(
+            args.distill_from, train["x"], args.out / "distill_scores.npz"
+        )
         agree = balanced_accuracy(train["y"], distill, 0.5)
         print(f"distill targets: balanced accuracy {agree:.3f} on train at 0.5", flush=True)
     sources = json.loads((args.data / "manifest.json").read_text())["sources"]
@@ -479,11 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         "init": str(init) if (init := args.init or args.init_tflite) else None,
         "distill_from": str(args.distill_from) if args.distill_from else None,
         "distill_mix": args.distill_mix if args.distill_from else None,
-        "distill_sha256": (
-            hashlib.sha256(args.distill_from.read_bytes()).hexdigest()
-            if args.distill_from
-            else None
-        ),
+        "distill_sha256": distill_sha256,
         "lr": args.lr,
         "train_samples": len(train["y"]),
         "val_samples": len(val["y"]),
