@@ -2,7 +2,8 @@
 
 * ``--ship`` (default ``tinyedge/models/person_int8.tflite``): full-integer int8 model,
   int8 input with scale 1/255 and zero point -128 (so the runtime maps a pixel with
-  ``pixel ^ 0x80``), int8 output. Checked after conversion; refuses to ship otherwise.
+  ``pixel ^ 0x80``), int8 output, tensor names dropped (``compact.py``). Checked after
+  conversion; refuses to ship otherwise.
 * ``CACHE/person_fp32.tflite`` and ``CACHE/person_int16x8.tflite`` for benchmarks.
 * ``person_int8.json`` sidecar: name, version, labels, input spec, thresholds calibrated
   through the int8 model (``on`` on the validation split, or with ``--calib DIR`` on photos
@@ -28,6 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 MAX_BYTES = 153_600
 
 
@@ -234,13 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import tensorflow as tf
+    from compact import compact
 
     trained = tf.keras.models.load_model(args.model)
     size = int(trained.input_shape[1])
     model = with_views(trained, args.views)
     rep = representative(args.data, size)
     args.cache.mkdir(parents=True, exist_ok=True)
-    int8 = convert(model, "int8", rep)
+    int8 = compact(convert(model, "int8", rep))
     scale, zp = check_int8(int8)
     args.ship.parent.mkdir(parents=True, exist_ok=True)
     args.ship.write_bytes(int8)

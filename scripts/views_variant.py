@@ -69,7 +69,9 @@ def derive(src: Path, views: str) -> bytes:
             tensor.shape[0] = n
             if tensor.shapeSignature is not None and len(tensor.shapeSignature) > 0:
                 tensor.shapeSignature[0] = n
-    return bytes(fb.convert_object_to_bytearray(model))
+    from compact import compact
+
+    return compact(bytes(fb.convert_object_to_bytearray(model)))
 
 
 def _recalibrate(

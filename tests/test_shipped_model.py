@@ -171,3 +171,32 @@ def test_the_models_give_the_demo_clips_visit_and_clear(name: str) -> None:
     assert sum(e.type == "start" for e in events) == 1
     assert 4.0 <= events[0].source_time <= 6.0
     assert events[-1].reason == "clear" and events[-1].source_time < 28.0
+
+
+def _compact_module():
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    return importlib.import_module("compact")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_the_shipped_files_carry_no_tensor_names(name: str) -> None:
+    """scripts/compact.py drops the converter's tensor names (14.6 KB of r31's 143 KB file):
+    the shipped bytes are already compact, so compacting them again changes nothing."""
+    blob = resolve_model_path(name).read_bytes()
+    assert _compact_module().compact(blob) == blob
+
+
+def test_compact_keeps_outputs_and_refuses_a_different_model(tmp_path: Path) -> None:
+    compact = _compact_module()
+    named = ROOT / "tests" / "fixtures" / "models" / "int8_vector_input.tflite"
+    blob = named.read_bytes()
+    small = compact.compact(blob)
+    assert len(small) < len(blob)
+    compact.same_outputs(blob, small)
+    default = default_model_path().read_bytes()
+    views = resolve_model_path("person_int8_views").read_bytes()
+    with pytest.raises(ValueError, match="outputs differ"):
+        compact.same_outputs(default, views)
