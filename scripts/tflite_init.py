@@ -61,9 +61,27 @@ def tflite_layers(path: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return out
 
 
+def _widened(fresh: np.ndarray, old: np.ndarray, mixes_inputs: bool) -> np.ndarray:
+    """``old`` in the leading corner of ``fresh`` (a wider layer's initial kernel). Inputs
+    that are new channels get zero weight into the old outputs, so the wider network starts
+    computing exactly what the narrow one did; the new outputs keep their fresh weights."""
+    if old.ndim != fresh.ndim or any(o > f for o, f in zip(old.shape, fresh.shape, strict=True)):
+        raise ValueError(f"kernel {old.shape} does not fit in {fresh.shape}")
+    out = fresh.copy()
+    out[tuple(slice(0, n) for n in old.shape)] = old
+    if mixes_inputs:  # inputs on axis -2, outputs on axis -1
+        cin, cout = old.shape[-2], old.shape[-1]
+        out[..., cin:, :cout] = 0.0
+    return out
+
+
 def load_into(model: Any, path: Path) -> int:
     """Set ``model`` (train.build_model's architecture) from the int8 file at ``path``;
-    freezes its batch norms. Returns the number of layers set."""
+    freezes its batch norms. Returns the number of layers set. ``model`` may be wider than
+    the file (more channels in any layer, e.g. ``--channels`` spending bytes that
+    ``compact.py`` freed): the file's weights fill the first channels and the new ones start
+    as a function-preserving extension (see ``_widened``); the classifier's rows for new
+    features start at zero."""
     from tensorflow.keras import layers
 
     ops = tflite_layers(path)
@@ -75,18 +93,24 @@ def load_into(model: Any, path: Path) -> int:
     if len(convs) != len(ops):
         raise ValueError(f"{path}: {len(ops)} weighted ops, the Keras model has {len(convs)}")
     for ly, (name, w, b) in zip(convs, ops, strict=True):
+        kernel = ly.get_weights()[0]
+        if kernel.shape != w.shape:
+            try:
+                w = _widened(kernel, w, not isinstance(ly, layers.DepthwiseConv2D))
+            except ValueError as exc:
+                raise ValueError(f"{ly.name}: {exc} ({name})") from None
         if isinstance(ly, layers.Dense):
             ly.set_weights([w, b])
             continue
-        kernel = ly.get_weights()[0]
-        if kernel.shape != w.shape:
-            raise ValueError(f"{ly.name}: kernel {kernel.shape} vs {name} {w.shape}")
         ly.set_weights([w])
         bn = model.layers[model.layers.index(ly) + 1]
         if not isinstance(bn, layers.BatchNormalization):
             raise ValueError(f"{ly.name} is not followed by a batch norm")
-        one = np.ones_like(b)
-        bn.set_weights([one, b, np.zeros_like(b), one - bn.epsilon])
+        depthwise = isinstance(ly, layers.DepthwiseConv2D)
+        bias = np.zeros(kernel.shape[-2] if depthwise else kernel.shape[-1], np.float32)
+        bias[: len(b)] = b
+        one = np.ones_like(bias)
+        bn.set_weights([one, bias, np.zeros_like(bias), one - bn.epsilon])
         bn.trainable = False
     return len(ops)
 

@@ -347,7 +347,9 @@ def main(argv: list[str] | None = None) -> int:
         "--init-tflite",
         type=Path,
         default=None,
-        help="start from a shipped int8 .tflite (dequantized; its batch norms stay frozen)",
+        help="start from a shipped int8 .tflite (dequantized; its batch norms stay frozen); "
+        "with --channels wider than the file, its weights fill the first channels and the "
+        "network starts computing what the file does",
     )
     ap.add_argument("--max-train", type=int, default=0, help="subsample train (quick runs)")
     ap.add_argument(
