@@ -481,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         "source_weight": args.source_weight,
         "balance_sources": args.balance_sources,
         "init": str(init) if (init := args.init or args.init_tflite) else None,
+        "init_sha256": hashlib.sha256(init.read_bytes()).hexdigest() if init else None,
         "distill_from": str(args.distill_from) if args.distill_from else None,
         "distill_mix": args.distill_mix if args.distill_from else None,
         "distill_sha256": distill_sha256,
