@@ -189,7 +189,7 @@ def test_the_shipped_files_carry_no_tensor_names(name: str) -> None:
     assert _compact_module().compact(blob) == blob
 
 
-def test_compact_keeps_outputs_and_refuses_a_different_model(tmp_path: Path) -> None:
+def test_compact_keeps_outputs_and_refuses_a_different_model() -> None:
     compact = _compact_module()
     named = ROOT / "tests" / "fixtures" / "models" / "int8_vector_input.tflite"
     blob = named.read_bytes()
