@@ -1,6 +1,6 @@
 """Rebuild tinyedge's person / no-person training set from packages and fetched repositories.
 
-Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v16``, with
+Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v17``, with
 ``$TINYEDGE_CACHE`` defaulting to ``~/.cache/tinyedge``):
 
 * ``labels.jsonl``   one line per source image: source, key, split, teacher person boxes,
@@ -47,6 +47,11 @@ rooms / house fronts (Houses Dataset), each capped at 1,500 photos (x --limit-sc
 Dataset v14 = v13 + car and motorbike close-ups (Kaggle "Car vs Bike" web photos) and deer /
 wildlife photos (web and camera-trap), teacher-labelled negatives for the car close-ups and
 animals the model took for people, each capped at 1,500 photos (x --limit-scale).
+Dataset v17 = v16 + the Stanford 40 Actions photos (9,532 web photos of people doing 40
+everyday things: riding horses and bikes, fishing, cooking, climbing, rowing, gardening, ...;
+people near and far in their own scenes), whole at any --limit-scale, and more negatives:
+47 kinds of animal (a Kaggle "90 animals" subset), sea life, ten monkey species and the
+15-scene set (streets, coasts, offices, shops), each capped at 1,500 photos (x --limit-scale).
 """
 
 from __future__ import annotations
@@ -1084,6 +1089,91 @@ def deer_cams(mirrors: Path, scale: float) -> Iterator[Item]:
         yield Item("deer_cams", p, blob_loader(blobs, p), crops=1)
 
 
+# -- dataset v17: thousands of distinct people in their own scenes ---------------------------
+
+# Stanford 40 Actions (Yao et al., ICCV 2011) as a dashboard project carries it: the 9,532
+# photos once in ``stanford40/`` and again, split 80:20, under ``data/{train,test}/<action>/``.
+STANFORD40_REPO = "dicky1207/dashboard_stanford40"
+STANFORD40_COMMIT = "57503389fa5b687353782d1c9331c55115eed8c8"
+
+
+def stanford40(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Stanford 40 Actions: web photos (Google, Bing, Flickr) of people doing 40 everyday
+    actions, from close-ups (brushing teeth, phoning) to people small in wide scenes (rowing,
+    fishing, riding horses, climbing). People by construction, confirmed by the teacher; the
+    person-free crops around them are the scenes' own backgrounds."""
+    blobs = GitBlobs(git_dir_for(mirrors, STANFORD40_REPO), rev=STANFORD40_COMMIT)
+    imgs = unique_images(blobs, ("stanford40/", "data/"))
+    for p in imgs:  # whole at any scale
+        yield Item(
+            "stanford40", p, blob_loader(blobs, p), prior="person_checked", crops=2, neg_crops=2
+        )
+
+
+# -- dataset v17, negatives: animal species and scenes the training set had too few of --------
+
+# Held-out AwA classes (tiger, zebra; the whales appear nowhere here) stay out of training
+# whatever the source, so that the held-out animals remain species the model never saw.
+HELDOUT_ANIMALS = ("tiger", "zebra")
+ANIMALS90_REPO = "KarimIbrahim11/Animal-RoadKill-Prevention"
+ANIMALS90_COMMIT = "3bff5e4bb4d1e6f7f69a43417a004c883fb3acc1"  # later commits keep ~365 photos
+SEA_ANIMALS_REPO = "AbdulwahedA/Sea-Animals-Image-DatasetProject"
+SEA_ANIMALS_COMMIT = "b0f1ad9a868523a686c99acaa124245565f0ec3b"  # HEAD deletes the photos
+MONKEYS_REPO = "jbofill10/Monkey-Species-Classification"
+MONKEYS_COMMIT = "c64820b035b8ecae73e9f04796b9f0d80bc8610a"
+SCENE15_REPO = "lionelmessi6410/Scene-Recognition-with-Bag-of-Words"
+SCENE15_COMMIT = "1bbc11cd060f792b54b86baa8a5f7483133b9f2c"
+
+
+def animals90(mirrors: Path, scale: float) -> Iterator[Item]:
+    """A 47-class subset of Kaggle's "Animal Image Dataset (90 different animals)": antelopes,
+    badgers, bears, bison, boars, ... wombats, web photos of many sizes; tiger and zebra (held
+    out) left out. Person-free by source, checked by the teacher (a few show a keeper)."""
+    blobs = GitBlobs(git_dir_for(mirrors, ANIMALS90_REPO), rev=ANIMALS90_COMMIT)
+    imgs = [
+        p
+        for p in unique_images(blobs, ("data/",))
+        if p.split("/")[1].lower() not in HELDOUT_ANIMALS
+    ]
+    for p in sample(imgs, int(1500 * scale), "animals90"):
+        yield Item("animals90", p, blob_loader(blobs, p), prior="no_person", crops=1)
+
+
+def sea_animals(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Kaggle's "Sea Animals Image Dataset": 23 classes of sea life (dolphins, jellyfish,
+    sharks, octopus, turtles, crabs, corals, otters, penguins, seals, ...), underwater and
+    aquarium photos of ~300x200. Person-free by source, checked by the teacher (divers)."""
+    blobs = GitBlobs(git_dir_for(mirrors, SEA_ANIMALS_REPO), rev=SEA_ANIMALS_COMMIT)
+    imgs = unique_images(blobs, ("FishDataset/",))
+    for p in sample(imgs, int(1500 * scale), "sea_animals"):
+        yield Item("sea_animals", p, blob_loader(blobs, p), prior="no_person", crops=1)
+
+
+def monkeys(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Kaggle's "10 Monkey Species" (1,267 photos, 400-3,456 px): the primates the model most
+    easily takes for people. Person-free by source, checked by the teacher."""
+    blobs = GitBlobs(git_dir_for(mirrors, MONKEYS_REPO), rev=MONKEYS_COMMIT)
+    imgs = unique_images(blobs, ("Data/Monkeys/training/", "Data/Monkeys/validation/"))
+    for p in sample(imgs, int(1500 * scale), "monkeys"):
+        yield Item("monkeys", p, blob_loader(blobs, p), prior="no_person", crops=1)
+
+
+def scene15(mirrors: Path, scale: float, skip: set[str]) -> Iterator[Item]:
+    """The 15-scene set (Lazebnik et al. 2006; grey ~256x256): coasts, forests, highways,
+    industry, city centres, kitchens, living rooms, mountains, offices, open country, shops,
+    streets, suburbs, tall buildings; Bedroom (a held-out SUN category) left out. No claim:
+    street and shop scenes have small pedestrians, so the teacher labels them as any photo."""
+    blobs = GitBlobs(git_dir_for(mirrors, SCENE15_REPO), rev=SCENE15_COMMIT)
+    ids = blobs.blob_ids()
+    imgs = [
+        p
+        for p in unique_images(blobs, ("data/train/", "data/test/"))
+        if p.split("/")[2] != "Bedroom" and ids[p] not in skip
+    ]
+    for p in sample(imgs, int(1500 * scale), "scene15"):
+        yield Item("scene15", p, blob_loader(blobs, p), crops=1, neg_crops=1)
+
+
 # Animals with Attributes classes of one copy (kovacspeter/Animal-classification): these go to
 # training, the other four (tiger, zebra, killer whale, blue whale) are held out.
 AWA_TRAIN = ("chihuahua", "chimpanzee", "fox", "gorilla", "seal", "wolf")
@@ -1380,6 +1470,12 @@ def all_items(
         # dataset v14
         ("car_bike_photos", lambda: car_bike_photos(mirrors, scale)),
         ("deer_cams", lambda: deer_cams(mirrors, scale)),
+        # dataset v17
+        ("stanford40", lambda: stanford40(mirrors, scale)),
+        ("animals90", lambda: animals90(mirrors, scale)),
+        ("sea_animals", lambda: sea_animals(mirrors, scale)),
+        ("monkeys", lambda: monkeys(mirrors, scale)),
+        ("scene15", lambda: scene15(mirrors, scale, heldout_blobs(mirrors))),
     ]
     items: list[Item] = []
     missing: dict[str, str] = {}
@@ -1406,8 +1502,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--out",
         type=Path,
-        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v16")),
-        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v16)",
+        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v17")),
+        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v17)",
     )
     ap.add_argument(
         "--cache",
