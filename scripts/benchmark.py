@@ -1,7 +1,9 @@
 """Side-by-side benchmark on a held-out photo folder: tinyedge vs peer models vs OpenCV HOG.
 
 Every TFLite model goes through :func:`tinyedge.evaluate.evaluate` (the runtime's integer
-pipeline, 1 thread). The HOG people detector (``cv2.HOGDescriptor_getDefaultPeopleDetector``)
+pipeline, 1 thread); a peer with an RGB input is scored twice, fed the camera pipeline's luma
+in all three channels (as ``tinyedge detect`` would feed it) and fed the photos' colour (as it
+was trained; ``evaluate --colour``). The HOG people detector (``cv2.HOGDescriptor_getDefaultPeopleDetector``)
 scores a photo by its strongest detection weight (0 when it finds nothing) on the luma image
 scaled to at most 640 px; its operating point is "any detection".
 
@@ -80,8 +82,10 @@ def hog_row(images: list[tuple[Path, int]]) -> dict[str, object]:
     }
 
 
-def model_row(name: str, path: Path | None, images: Path) -> dict[str, object]:
-    report = evaluate(images, path)
+def model_row(
+    name: str, path: Path | None, images: Path, colour: bool = False
+) -> dict[str, object]:
+    report = evaluate(images, path, colour=colour)
     print(f"--- {name}\n{format_report(report)}", flush=True)
     return {
         "model": name,
@@ -97,9 +101,10 @@ def model_row(name: str, path: Path | None, images: Path) -> dict[str, object]:
     }
 
 
-def by_source(models: dict[str, Path | None], images_dir: Path) -> None:
+def by_source(models: dict[str, Path | None], images_dir: Path, colour: bool = False) -> None:
     """Per-source rates (recall on person/, specificity on no_person/) at each model's own
-    threshold; a source is the folder a photo sits in (``<class>/<source>/``)."""
+    threshold; a source is the folder a photo sits in (``<class>/<source>/``). ``colour``:
+    RGB-input models get the photos' colour."""
     images = find_images(images_dir)
     groups = sorted({(label, path.parent.name) for path, label in images})
     header = " | ".join(models)
@@ -109,7 +114,7 @@ def by_source(models: dict[str, Path | None], images_dir: Path) -> None:
     for name, path in models.items():
         model = PersonModel(path)
         thr, _ = operating_threshold(model)
-        _, scores, _, _ = score_images(model, images)
+        _, scores, _, _ = score_images(model, images, colour=colour)
         hit: dict[tuple[int, str], list[bool]] = {}
         for (img, label), s in zip(images, scores, strict=True):
             hit.setdefault((label, img.parent.name), []).append((s >= thr) == bool(label))
@@ -132,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument(
+        "--colour", action="store_true", help="--by-source: feed RGB-input models colour"
+    )
+    ap.add_argument(
         "--by-source",
         nargs="*",
         type=Path,
@@ -142,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.by_source is not None:
         paths = args.by_source or [None]
-        by_source({f"{p.parent.name}/{p.stem}" if p else "shipped": p for p in paths}, args.images)
+        names = {f"{p.parent.name}/{p.stem}" if p else "shipped": p for p in paths}
+        by_source(names, args.images, colour=args.colour)
         return 0
 
     rows = [model_row("tinyedge person_int8", args.model, args.images)]
@@ -152,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name, file in peers.items():
         if not args.no_peers and (args.peers / file).exists():
-            rows.append(model_row(name, args.peers / file, args.images))
+            rows.append(model_row(name + " (luma)", args.peers / file, args.images))
+            if PersonModel(args.peers / file).input_spec.channels == 3:
+                rows.append(model_row(name + " (colour)", args.peers / file, args.images, True))
     if not args.no_hog:
         rows.append(hog_row(find_images(args.images)))
     print("\n| model | bytes | balanced accuracy | ROC AUC | recall | specificity | ms |")

@@ -86,3 +86,11 @@ def test_threshold_argument_changes_the_confusion_matrix() -> None:
     assert everything.fn == 0 and everything.tn == 0
     assert nothing.tp == 0 and nothing.fp == 0
     assert everything.threshold_source == "argument"
+
+
+def test_colour_changes_nothing_for_a_gray_model() -> None:
+    luma = evaluate(FIXTURES)
+    colour = evaluate(FIXTURES, colour=True)
+    assert luma.input == colour.input == "luma"
+    assert (colour.tp, colour.fp, colour.auc) == (luma.tp, luma.fp, luma.auc)
+    assert "--colour" in format_report(luma)

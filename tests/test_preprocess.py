@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -148,3 +149,29 @@ def test_rgb_to_luma_is_integer_bt601():
 def test_rejects_non_uint8_frames():
     with pytest.raises(ValueError, match="uint8"):
         Preprocessor(XOR_SPEC)(np.zeros((10, 10), dtype=np.float32))
+
+
+def _colour_photo() -> np.ndarray:
+    from PIL import Image
+
+    path = Path(__file__).parent / "fixtures" / "images" / "no_person" / "fruits.jpg"
+    with Image.open(path) as im:
+        return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+
+
+def test_rgb_frame_fills_each_channel_from_its_own_plane():
+    rgb = _colour_photo()
+    got = Preprocessor(RGB_SPEC)(rgb).copy()
+    gray = Preprocessor(XOR_SPEC)
+    for c in range(3):
+        plane = np.ascontiguousarray(rgb[:, :, c])
+        assert np.array_equal(got[0, :, :, c], gray(plane)[0, :, :, 0])
+    # a colour photo: the channels differ, unlike the camera pipeline's replicated luma
+    assert not np.array_equal(got[..., 0], got[..., 2])
+    luma = Preprocessor(RGB_SPEC)(luma_from_rgb(rgb))
+    assert np.array_equal(luma[..., 0], luma[..., 2])
+
+
+def test_rgb_frame_for_a_gray_model_is_refused():
+    with pytest.raises(ValueError, match="expected uint8"):
+        Preprocessor(XOR_SPEC)(_colour_photo())

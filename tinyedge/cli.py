@@ -128,7 +128,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, format_report
 
     try:
-        report = evaluate(args.directory, args.model, threshold=args.threshold)
+        report = evaluate(args.directory, args.model, threshold=args.threshold, colour=args.colour)
     except (ValueError, OSError) as exc:  # no images, a missing person/ or no_person/ folder
         raise SourceError(args.directory, str(exc)) from exc
     print(report.to_json() if args.json else format_report(report))
@@ -252,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("directory", metavar="DIR", help="folder with person/ and no_person/ images")
     p.add_argument("--model", metavar="PATH", help="any 2-class int8 person classifier")
     p.add_argument("--threshold", type=float, help="operating threshold (default: the model's)")
+    p.add_argument(
+        "--colour",
+        action="store_true",
+        help="feed an RGB-input model the photos' colour (default: the camera pipeline's luma)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.set_defaults(func=cmd_evaluate)

@@ -218,20 +218,37 @@ class Preprocessor:
         return self._small
 
     def __call__(self, frame: U8) -> I8:
-        """uint8 luma (H, W) -> int8 (1, height, width, channels), written into a reused buffer."""
-        small = self.downsample(frame)
+        """uint8 luma (H, W) -> int8 (1, height, width, channels), written into a reused buffer.
+
+        A model with a 3-channel input gets the luma in all three channels, as the camera
+        pipeline gives it; an (H, W, 3) uint8 RGB frame instead fills each channel from its
+        own plane (the same integer path, once per plane), for scoring colour models on
+        colour photos."""
         out = self._out
+        if frame.ndim == 3:
+            if frame.shape[2] != self.spec.channels or frame.dtype != np.uint8:
+                raise ValueError(
+                    f"expected uint8 (H, W, {self.spec.channels}) for this model, "
+                    f"got {frame.dtype} {frame.shape}"
+                )
+            for c in range(frame.shape[2]):
+                self._map(self.downsample(np.ascontiguousarray(frame[:, :, c])), out[0, :, :, c])
+            return out
         target = out[0, :, :, 0]
-        if self._lut is None:
-            np.bitwise_xor(small, 0x80, out=target.view(np.uint8))
-        else:
-            # mode="clip" lets take() write straight into ``out`` (no buffering); the indices
-            # are uint8, so they never need clipping.
-            np.copyto(self._index, small)
-            np.take(self._lut, self._index, out=target, mode="clip")
+        self._map(self.downsample(frame), target)
         if self.spec.channels > 1:
             out[0, :, :, 1:] = target[:, :, None]
         return out
+
+    def _map(self, small: U8, target: I8) -> None:
+        """uint8 pixels -> the model's int8 values, written into ``target``."""
+        if self._lut is None:
+            np.bitwise_xor(small, 0x80, out=target.view(np.uint8))
+        else:
+            # mode="clip" lets take() write straight into ``target`` (no buffering); the
+            # indices are uint8, so they never need clipping.
+            np.copyto(self._index, small)
+            np.take(self._lut, self._index, out=target, mode="clip")
 
 
 def float_reference(small: U8, spec: InputSpec) -> I8:
