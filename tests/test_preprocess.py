@@ -13,7 +13,6 @@ from tinyedge.preprocess import (
     InputSpec,
     Preprocessor,
     float_reference,
-    lookup_table,
     luma_from_rgb,
 )
 from tinyedge.sources import OpenCVSource
@@ -48,11 +47,24 @@ def test_integer_path_matches_float_reference(frames, spec, fit):
         assert np.abs(got - want[None, :, :, None]).max() <= 1
 
 
-def test_xor_is_used_exactly_when_quantization_is_1_over_255():
+def test_every_int8_model_gets_the_pixel_range_spread_over_its_int8_range():
+    """x ^ 0x80 for any quantization: 0 -> -128, 255 -> 127. For TFLite Micro's person
+    detector (trained on [-1, 1]) that is x / 127.5 - 1; "x / 255" would give it 0..1."""
     assert XOR_SPEC.is_xor and RGB_SPEC.is_xor
     assert not TFLM_SPEC.is_xor
-    lut = lookup_table(1 / 255, -128)
-    assert np.array_equal(lut.view(np.uint8), np.arange(256, dtype=np.uint8) ^ 0x80)
+    ramp = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    for spec in (XOR_SPEC, TFLM_SPEC, ODD_SPEC):
+        got = Preprocessor(InputSpec(16, 16, 1, spec.scale, spec.zero_point))(ramp)[0, :, :, 0]
+        assert np.array_equal(got.astype(np.int16), ramp.astype(np.int16) - 128)
+    real = (
+        Preprocessor(InputSpec(16, 16, 1, TFLM_SPEC.scale, TFLM_SPEC.zero_point))(ramp).astype(
+            np.float64
+        )
+        - TFLM_SPEC.zero_point
+    ) * TFLM_SPEC.scale
+    assert real.min() == pytest.approx(-1.0, abs=0.01) and real.max() == pytest.approx(
+        1.0, abs=0.01
+    )
 
 
 def test_area_downsample_matches_opencv_inter_area(frames):

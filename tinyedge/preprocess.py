@@ -2,8 +2,15 @@
 
 The path never makes a float image: the frame is area-downsampled with integer bin sums
 (rows, then columns, into reused uint16/uint32 buffers) and a rounding division done as an
-exact multiply-and-shift, then mapped to int8 with ``x ^ 0x80`` when the model's input quantization is scale 1/255, zero point -128,
-or with a 256-entry lookup table computed once for any other quantization.
+exact multiply-and-shift, then mapped to int8 with ``x ^ 0x80`` (``x - 128``).
+
+That last step holds for every int8 model, whatever its input quantization: the pixel range
+0..255 spans the int8 range -128..127, because a converter calibrates the input range to the
+data the model was trained on, black to white. A model trained on [0, 1] declares scale 1/255,
+zero point -128 (this project's, the MLPerf Tiny reference); one trained on [-1, 1] declares
+about 1/127.5, -1 (TFLite Micro's person detector), and ``x - 128`` is exactly its
+``x / 127.5 - 1``. Reading every scale as "pixel / 255" instead (a lookup table, as this
+module did before session 15) feeds a [-1, 1] model a washed-out upper half of its range.
 """
 
 from __future__ import annotations
@@ -34,18 +41,9 @@ class InputSpec:
 
     @property
     def is_xor(self) -> bool:
-        """True when int8 = uint8 XOR 0x80 is exact (scale 1/255, zero point -128)."""
+        """True for the [0, 1] convention (scale 1/255, zero point -128), where ``x ^ 0x80``
+        is also exactly ``pixel / 255``; this project's models are calibrated to it."""
         return self.zero_point == -128 and abs(self.scale * 255.0 - 1.0) < 1e-6
-
-
-def lookup_table(scale: float, zero_point: int) -> I8:
-    """The int8 value of each uint8 pixel, as the float reference computes it.
-
-    Computed once per model (256 entries); the per-frame path only indexes it.
-    """
-    pixels = np.arange(256, dtype=np.float64)
-    q = np.round(pixels / 255.0 / scale) + zero_point
-    return np.clip(q, -128, 127).astype(np.int8)
 
 
 def luma_from_rgb(rgb: U8, out: U8 | None = None) -> U8:
@@ -148,9 +146,7 @@ class Preprocessor:
             raise ValueError(f"fit must be 'stretch' or 'crop', not {fit!r}")
         self.spec = spec
         self.fit: Fit = fit
-        self._lut: I8 | None = None if spec.is_xor else lookup_table(spec.scale, spec.zero_point)
         self._out: I8 = np.zeros((1, spec.height, spec.width, spec.channels), dtype=np.int8)
-        self._index = np.zeros((spec.height, spec.width), dtype=np.intp)
         self._frame_shape: tuple[int, ...] | None = None
         self._small = np.zeros((spec.height, spec.width), dtype=np.uint8)
 
@@ -241,18 +237,16 @@ class Preprocessor:
         return out
 
     def _map(self, small: U8, target: I8) -> None:
-        """uint8 pixels -> the model's int8 values, written into ``target``."""
-        if self._lut is None:
-            np.bitwise_xor(small, 0x80, out=target.view(np.uint8))
-        else:
-            # mode="clip" lets take() write straight into ``target`` (no buffering); the
-            # indices are uint8, so they never need clipping.
-            np.copyto(self._index, small)
-            np.take(self._lut, self._index, out=target, mode="clip")
+        """uint8 pixels -> the model's int8 values (``x ^ 0x80``), written into ``target``."""
+        np.bitwise_xor(small, 0x80, out=target.view(np.uint8))
 
 
 def float_reference(small: U8, spec: InputSpec) -> I8:
-    """The float path the integer one replaces (tests and benchmarks only)."""
-    q = np.round(small.astype(np.float32) / 255.0 / spec.scale) + spec.zero_point
+    """The float path the integer one replaces (tests and benchmarks only): the pixel range
+    stretched over the real range the model's int8 input covers, then quantized."""
+    lo = (-128 - spec.zero_point) * spec.scale
+    hi = (127 - spec.zero_point) * spec.scale
+    real = lo + small.astype(np.float64) / 255.0 * (hi - lo)
+    q = np.round(real / spec.scale) + spec.zero_point
     out: I8 = np.clip(q, -128, 127).astype(np.int8)
     return out

@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from ..errors import ModelError
 from ..model import interpreter_backend
-from ..preprocess import lookup_table, luma_from_rgb
+from ..preprocess import luma_from_rgb
 from . import memory
 
 log = logging.getLogger(__name__)
@@ -227,15 +227,16 @@ def _iou(a: Box, b: Box) -> float:
 
 
 def _to_model_dtype(batch: U8, detail: dict[str, Any]) -> npt.NDArray[Any]:
-    """uint8 pixels (0..255) -> the input tensor's dtype; float inputs take 0..255 as is."""
+    """uint8 pixels (0..255) -> the input tensor's dtype; float inputs take 0..255 as is,
+    int8 inputs ``x ^ 0x80`` (the pixel range spans the int8 range; see tinyedge.preprocess)."""
     dtype = np.dtype(detail["dtype"])
     if dtype == np.uint8:
         return batch
     if dtype.kind == "f":
         return batch.astype(dtype)
-    scale, zero_point = detail["quantization"]
+    scale, _ = detail["quantization"]
     if dtype == np.int8 and scale:
-        return np.take(lookup_table(float(scale), int(zero_point)), batch)
+        return np.bitwise_xor(batch, 0x80).view(np.int8)
     raise ModelError("-", f"input dtype {dtype.name} is not supported")
 
 
