@@ -1095,6 +1095,8 @@ def deer_cams(mirrors: Path, scale: float) -> Iterator[Item]:
 # photos once in ``stanford40/`` and again, split 80:20, under ``data/{train,test}/<action>/``.
 STANFORD40_REPO = "dicky1207/dashboard_stanford40"
 STANFORD40_COMMIT = "57503389fa5b687353782d1c9331c55115eed8c8"
+# the same photo is twice in the held-out sports set (64-bit dHash distance 0, session 15)
+STANFORD40_HELDOUT = ("data/train/throwing_frisby/throwing_frisby_180.jpg",)
 
 
 def stanford40(mirrors: Path, scale: float) -> Iterator[Item]:
@@ -1103,7 +1105,9 @@ def stanford40(mirrors: Path, scale: float) -> Iterator[Item]:
     fishing, riding horses, climbing). People by construction, confirmed by the teacher; the
     person-free crops around them are the scenes' own backgrounds."""
     blobs = GitBlobs(git_dir_for(mirrors, STANFORD40_REPO), rev=STANFORD40_COMMIT)
-    imgs = unique_images(blobs, ("stanford40/", "data/"))
+    imgs = [
+        p for p in unique_images(blobs, ("stanford40/", "data/")) if p not in STANFORD40_HELDOUT
+    ]
     for p in imgs:  # whole at any scale
         yield Item(
             "stanford40", p, blob_loader(blobs, p), prior="person_checked", crops=2, neg_crops=2
@@ -1123,6 +1127,7 @@ MONKEYS_REPO = "jbofill10/Monkey-Species-Classification"
 MONKEYS_COMMIT = "c64820b035b8ecae73e9f04796b9f0d80bc8610a"
 SCENE15_REPO = "lionelmessi6410/Scene-Recognition-with-Bag-of-Words"
 SCENE15_COMMIT = "1bbc11cd060f792b54b86baa8a5f7483133b9f2c"
+SCENE15_HELDOUT = ("Bedroom", "Coast", "Forest", "Mountain", "OpenCountry")
 
 
 def animals90(mirrors: Path, scale: float) -> Iterator[Item]:
@@ -1161,14 +1166,16 @@ def monkeys(mirrors: Path, scale: float) -> Iterator[Item]:
 def scene15(mirrors: Path, scale: float, skip: set[str]) -> Iterator[Item]:
     """The 15-scene set (Lazebnik et al. 2006; grey ~256x256): coasts, forests, highways,
     industry, city centres, kitchens, living rooms, mountains, offices, open country, shops,
-    streets, suburbs, tall buildings; Bedroom (a held-out SUN category) left out. No claim:
+    streets, suburbs, tall buildings. Left out: Bedroom (a held-out SUN category) and the
+    natural scenes (Coast, Forest, Mountain, OpenCountry), whose photos the held-out SUN
+    "landscape" photos repeat in colour (found by a dHash check, session 15). No claim:
     street and shop scenes have small pedestrians, so the teacher labels them as any photo."""
     blobs = GitBlobs(git_dir_for(mirrors, SCENE15_REPO), rev=SCENE15_COMMIT)
     ids = blobs.blob_ids()
     imgs = [
         p
         for p in unique_images(blobs, ("data/train/", "data/test/"))
-        if p.split("/")[2] != "Bedroom" and ids[p] not in skip
+        if p.split("/")[2] not in SCENE15_HELDOUT and ids[p] not in skip
     ]
     for p in sample(imgs, int(1500 * scale), "scene15"):
         yield Item("scene15", p, blob_loader(blobs, p), crops=1, neg_crops=1)
