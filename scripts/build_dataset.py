@@ -51,7 +51,8 @@ Dataset v17 = v16 + the Stanford 40 Actions photos (9,532 web photos of people d
 everyday things: riding horses and bikes, fishing, cooking, climbing, rowing, gardening, ...;
 people near and far in their own scenes), whole at any --limit-scale, and more negatives:
 47 kinds of animal (a Kaggle "90 animals" subset), sea life, ten monkey species and the
-15-scene set (streets, coasts, offices, shops), each capped at 1,500 photos (x --limit-scale).
+15-scene set's built and indoor scenes (streets, highways, offices, shops; its natural scenes
+repeat held-out photos), each capped at 1,500 photos (x --limit-scale).
 """
 
 from __future__ import annotations

@@ -86,13 +86,17 @@ def find_images(directory: Path) -> list[tuple[Path, int]]:
     return out
 
 
-def load_luma(path: Path) -> npt.NDArray[np.uint8]:
-    """A photo as 2-D uint8 luma with the pipeline's integer BT.601 formula."""
+def load_rgb(path: Path) -> npt.NDArray[np.uint8]:
+    """A photo as (H, W, 3) uint8 RGB."""
     from PIL import Image
 
     with Image.open(path) as im:
-        rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    return luma_from_rgb(rgb)
+        return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+
+
+def load_luma(path: Path) -> npt.NDArray[np.uint8]:
+    """A photo as 2-D uint8 luma with the pipeline's integer BT.601 formula."""
+    return luma_from_rgb(load_rgb(path))
 
 
 def wilson(successes: int, n: int, z: float = Z95) -> Interval:
@@ -166,14 +170,6 @@ def operating_threshold(model: PersonModel) -> tuple[float, str]:
     if on is None:
         return 0.5, "default"
     return float(on), "sidecar"
-
-
-def load_rgb(path: Path) -> npt.NDArray[np.uint8]:
-    """A photo as (H, W, 3) uint8 RGB."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
 
 
 def score_images(
