@@ -1,6 +1,6 @@
 """Rebuild tinyedge's person / no-person training set from packages and fetched repositories.
 
-Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v17``, with
+Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v18``, with
 ``$TINYEDGE_CACHE`` defaulting to ``~/.cache/tinyedge``):
 
 * ``labels.jsonl``   one line per source image: source, key, split, teacher person boxes,
@@ -53,6 +53,8 @@ people near and far in their own scenes), whole at any --limit-scale, and more n
 47 kinds of animal (a Kaggle "90 animals" subset), sea life, ten monkey species and the
 15-scene set's built and indoor scenes (streets, highways, offices, shops; its natural scenes
 repeat held-out photos), each capped at 1,500 photos (x --limit-scale).
+Dataset v18 = v17 + indoor rooms from a Places365 subset (entrance halls, living rooms,
+kitchens, dining rooms, bathrooms; teacher-labelled, capped at 3,000 x --limit-scale).
 """
 
 from __future__ import annotations
@@ -1182,6 +1184,27 @@ def scene15(mirrors: Path, scale: float, skip: set[str]) -> Iterator[Item]:
         yield Item("scene15", p, blob_loader(blobs, p), crops=1, neg_crops=1)
 
 
+ROOMS_REPO = "SilviuBR24/room-classification"
+ROOMS_COMMIT = "0eca0b20ccf85e0278dcf88f887e320ff4cfa426"
+ROOMS_KEPT = ("entrance_hall", "living_room", "kitchen", "dining_room", "bathroom")
+
+
+def places_rooms(mirrors: Path, scale: float, skip: set[str]) -> Iterator[Item]:
+    """A six-room Places365 subset (256x256 colour web photos, 5,100 per room): entrance
+    halls, living rooms, kitchens, dining rooms, bathrooms -- the indoor side of a doorbell's
+    world, mostly empty, sometimes with people in them. Bedroom is left out (a held-out SUN
+    category). No claim: teacher-labelled, 1 crop and 1 person-free crop each."""
+    blobs = GitBlobs(git_dir_for(mirrors, ROOMS_REPO), rev=ROOMS_COMMIT)
+    ids = blobs.blob_ids()
+    imgs = [
+        p
+        for p in unique_images(blobs, ("dataset/train/", "dataset/eval/"))
+        if p.split("/")[2] in ROOMS_KEPT and ids[p] not in skip
+    ]
+    for p in sample(imgs, int(3000 * scale), "places_rooms"):
+        yield Item("places_rooms", p, blob_loader(blobs, p), crops=1, neg_crops=1)
+
+
 # Animals with Attributes classes of one copy (kovacspeter/Animal-classification): these go to
 # training, the other four (tiger, zebra, killer whale, blue whale) are held out.
 AWA_TRAIN = ("chihuahua", "chimpanzee", "fox", "gorilla", "seal", "wolf")
@@ -1484,6 +1507,8 @@ def all_items(
         ("sea_animals", lambda: sea_animals(mirrors, scale)),
         ("monkeys", lambda: monkeys(mirrors, scale)),
         ("scene15", lambda: scene15(mirrors, scale, heldout_blobs(mirrors))),
+        # dataset v18
+        ("places_rooms", lambda: places_rooms(mirrors, scale, heldout_blobs(mirrors))),
     ]
     items: list[Item] = []
     missing: dict[str, str] = {}
@@ -1510,8 +1535,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--out",
         type=Path,
-        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v17")),
-        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v17)",
+        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v18")),
+        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v18)",
     )
     ap.add_argument(
         "--cache",
