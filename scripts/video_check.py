@@ -89,7 +89,7 @@ def check(video: Path, model: PersonModel, zoom: bool, truth: list[bool] | None)
         "zoom": "on" if zoom else "off",
         "frames": len(scores),
         "over": f"{over} ({100.0 * over / max(1, len(scores)):.0f} %)",
-        "max": f"{max(scores, default=0.0):.2f}",
+        "max": f"{max(scores, default=0.0):.4f}",
         "visits": len(visits.spans),
         "first": "–" if not visits.spans else f"{visits.spans[0][0]:.1f}–{end or 0:.1f} s",
         "crops": pipe.stats.zoomed,
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(check(video, model, zoom, truth))
     on = event_config_for(model, None).on_threshold
     columns = [("video", "video"), ("zoom", "zoom"), ("frames", "frames"),
-               ("over", f"frames ≥ on ({on:.3f})"), ("max", "max score"), ("visits", "visits"),
+               ("over", f"frames ≥ on ({on:.4f})"), ("max", "max score"), ("visits", "visits"),
                ("first", "visits span"), ("crops", "zoom crops")]  # fmt: skip
     if args.teacher:
         columns += [("people", "teacher: person frames"), ("false", "false frames"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
 import sys
 from pathlib import Path
 
@@ -42,3 +43,38 @@ def test_a_widened_depthwise_kernel_copies_old_channels_and_keeps_fresh_ones() -
 def test_a_kernel_cannot_be_narrowed() -> None:
     with pytest.raises(ValueError, match="does not fit"):
         tflite_init()._widened(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 3, 4)), True)
+
+
+def run_candidate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "candidate.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def test_candidate_measures_a_shipped_file_on_photos_and_the_demo_clip() -> None:
+    """scripts/candidate.py --files: the shipped default on the committed fixtures (as both the
+    held-out and the calibration set) and through the runtime on the demo clip."""
+    fixtures = ROOT / "tests" / "fixtures" / "images"
+    model = ROOT / "tinyedge" / "models" / "person_int8.tflite"
+    res = run_candidate(
+        "--files", str(model), "--calib", str(fixtures), "--heldout", str(fixtures),
+        "--videos", str(ROOT / "examples" / "plaza.mp4"),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    rows = [line for line in res.stdout.splitlines() if line.startswith(f"| {model} |")]
+    assert len(rows) == 3, res.stdout  # two photo rows (held-out, calibration) and one video row
+    photo = rows[0].split(" | ")
+    assert photo[3] == "images" and photo[4].startswith("100.0 %"), rows[0]  # 6 / 6 separated
+    assert float(photo[5]) == 1.0
+    video = rows[2].split(" | ")
+    assert video[1:3] == ["plaza.mp4", "off"] and video[3] == "300", rows[2]
+    assert video[6].startswith("1: 4.2–26.0 s"), rows[2]  # the README's visit
+
+
+def test_candidate_refuses_a_folder_without_the_evaluate_layout(tmp_path: Path) -> None:
+    res = run_candidate("--files", "x.tflite", "--calib", str(tmp_path))
+    assert res.returncode == 2
+    assert "has no person/ and no_person/ folders" in res.stderr.strip().splitlines()[-1]
