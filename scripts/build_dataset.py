@@ -1620,7 +1620,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(d)
     backgrounds: list[tuple[np.ndarray, list[Scored]]] = []
     cutouts: list[Cutout] = []
-    known = previous_teacher_output(args.out / "labels.jsonl")
+    # a build stopped half-way left its new teacher boxes in the .partial file: reuse them too
+    known = previous_teacher_output(args.out / "labels.jsonl", args.out / "labels.jsonl.partial")
     start = time.time()
     # written beside the old file and moved over it at the end: a build stopped half-way
     # leaves the previous teacher boxes whole for the next one to reuse
@@ -1768,15 +1769,28 @@ def add_background_crops(
 
 
 def previous_teacher_output(
+    *paths: Path,
+) -> dict[tuple[str, str], tuple[list[tuple[float, Box]], list[Scored] | None]]:
+    """Teacher boxes from earlier runs (labels.jsonl, and the .partial file a stopped build
+    left), so a rebuild skips the teacher; a later file wins, and a line cut short by the stop
+    is ignored (objects None: a file from before v16, whose photos go through the teacher
+    again)."""
+    known: dict[tuple[str, str], tuple[list[tuple[float, Box]], list[Scored] | None]] = {}
+    for path in paths:
+        if path.exists():
+            known.update(_teacher_lines(path))
+    return known
+
+
+def _teacher_lines(
     path: Path,
 ) -> dict[tuple[str, str], tuple[list[tuple[float, Box]], list[Scored] | None]]:
-    """Teacher boxes from an earlier run (labels.jsonl), so a rebuild skips the teacher
-    (objects None: a file from before v16, whose photos go through the teacher again)."""
     known: dict[tuple[str, str], tuple[list[tuple[float, Box]], list[Scored] | None]] = {}
-    if not path.exists():
-        return known
     for line in path.read_text().splitlines():
-        rec = json.loads(line)
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # the last line of a build stopped mid-write
         people = [(t[0], tuple(t[1:5])) for t in rec["teacher"]]
         objects = rec.get("objects")
         if objects is not None:

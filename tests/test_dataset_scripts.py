@@ -164,3 +164,23 @@ def test_sample_weights_can_balance_the_classes_inside_each_source():
     # sources fill the rest of each class's half of the total 5 + 5 + 10 + 5: aerial 7.5
     assert np.isclose(total(balanced, 0, 0) / balanced[y == 0].sum(), 5 / 12.5, rtol=1e-4)
     assert np.isclose(total(balanced, 1, 0) / balanced[y == 0].sum(), 7.5 / 12.5, rtol=1e-4)
+
+
+def test_a_rebuild_reuses_the_teacher_boxes_a_stopped_build_left_behind(tmp_path: Path):
+    """labels.jsonl from the last whole build, labels.jsonl.partial from one stopped half-way
+    (its last line cut short): both are read, the later file wins, the cut line is ignored."""
+    bd = load_build_dataset()
+    whole = tmp_path / "labels.jsonl"
+    partial = tmp_path / "labels.jsonl.partial"
+    line = '{{"source": "{}", "key": "{}", "teacher": {}, "objects": []}}'
+    whole.write_text(
+        line.format("pets", "a.jpg", "[]") + "\n" + line.format("pets", "b.jpg", "[]") + "\n"
+    )
+    partial.write_text(
+        line.format("pets", "b.jpg", "[[0.9, 0.1, 0.1, 0.5, 0.9]]") + "\n"
+        + line.format("har", "c.jpg", "[]") + "\n" + '{"source": "har", "key": "d.j'
+    )  # fmt: skip
+    known = bd.previous_teacher_output(whole, partial)
+    assert sorted(known) == [("har", "c.jpg"), ("pets", "a.jpg"), ("pets", "b.jpg")]
+    assert known[("pets", "b.jpg")] == ([(0.9, (0.1, 0.1, 0.5, 0.9))], [])
+    assert bd.previous_teacher_output(tmp_path / "missing.jsonl") == {}
