@@ -26,6 +26,7 @@ from pathlib import Path
 from video_check import check  # scripts/ is on the path when run as a script
 
 from tinyedge import PersonModel
+from tinyedge.errors import TinyEdgeError
 from tinyedge.evaluate import evaluate
 
 HERE = Path(__file__).resolve().parent
@@ -48,6 +49,14 @@ def export(model: Path, data: Path, calib: Path, views: str, out: Path, version:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except (TinyEdgeError, ValueError) as exc:  # a missing or corrupt model, an empty folder
+        print(f"candidate: {exc}", file=sys.stderr)
+        return 1
+
+
+def run(argv: list[str] | None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", type=Path, help="a trained .keras model to export first")
@@ -80,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                  for v in args.views]  # fmt: skip
     else:
         files = list(args.files)
+    for f in files:
+        PersonModel(f)  # a missing or corrupt file fails here, before any table
 
     print("| file | bytes | on | set | balanced accuracy [95 % CI] | AUC | recall | specificity |")
     print("|---|---:|---:|---|---|---:|---:|---:|")

@@ -78,3 +78,11 @@ def test_candidate_refuses_a_folder_without_the_evaluate_layout(tmp_path: Path) 
     res = run_candidate("--files", "x.tflite", "--calib", str(tmp_path))
     assert res.returncode == 2
     assert "has no person/ and no_person/ folders" in res.stderr.strip().splitlines()[-1]
+
+
+def test_candidate_names_a_missing_model_in_one_line() -> None:
+    fixtures = ROOT / "tests" / "fixtures" / "images"
+    res = run_candidate("--files", "missing.tflite", "--calib", str(fixtures))
+    assert res.returncode == 1
+    assert res.stderr.startswith("candidate: ") and res.stderr.count("\n") == 1, res.stderr
+    assert "missing.tflite" in res.stderr
