@@ -1205,6 +1205,91 @@ def places_rooms(mirrors: Path, scale: float, skip: set[str]) -> Iterator[Item]:
         yield Item("places_rooms", p, blob_loader(blobs, p), crops=1, neg_crops=1)
 
 
+# -- dataset v19: people in thousands of distinct photos, everyday Flickr scenes ------------
+
+LSP_REPO = "axelcarlier/lsp"
+LSP_COMMIT = "8fabf3183516b1be5f9d44bd1c516609637e983e"
+MIRFLICKR_REPO = "VilleAR/dlproject"
+MIRFLICKR_COMMIT = "926cbca6a1808b90782553eeebc394ba59ee4a5a"  # HEAD keeps only sorted copies
+MIRFLICKR_PEOPLE = ("people", "portrait", "baby", "male", "female")
+FASHION_REPO = "bearpaw/clothing-co-parsing"
+FASHION_COMMIT = "fe34fb77721a9973fbae92c05f7f12b664d10110"
+FLICKR8K_REPO = "RlNZLER/Image-Text-Matching"
+FLICKR8K_COMMIT = "3d5693b5b1210f712bd0973aea2d492fe561c5d4"  # later commits delete the photos
+HUMAN_V2_REPO = "brianhuster/human-dataset"
+HUMAN_V2_COMMIT = "9d1b33ddbecf64270e672027bc34beb566e3b2d3"
+
+
+def lsp_people(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Leeds Sports Pose Extended: 10,000 Flickr photos tagged parkour, gymnastics and
+    athletics, one full-length person each (outdoors, in gyms, on tracks; ~250 px). People
+    by construction, confirmed by the teacher; 1 crop and 1 person-free crop each."""
+    blobs = GitBlobs(git_dir_for(mirrors, LSP_REPO), rev=LSP_COMMIT)
+    for p in sample(unique_images(blobs, ("images/",)), int(3000 * scale), "lsp_people"):
+        yield Item(
+            "lsp_people", p, blob_loader(blobs, p), prior="person_checked", crops=1, neg_crops=1
+        )
+
+
+def mirflickr(mirrors: Path, scale: float) -> Iterator[Item]:
+    """MIRFLICKR (20,000 everyday Flickr photos, stored at 128x128) with its hand-made
+    image-level tags: a photo tagged people, portrait, baby, male or female is a person
+    photo where the teacher confirms one; any other photo is person-free where the teacher
+    agrees; the rest is dropped. Streets, homes, parties, beaches, landscapes, pets, food,
+    night scenes -- the everyday mix the other sources lack."""
+    blobs = GitBlobs(git_dir_for(mirrors, MIRFLICKR_REPO), rev=MIRFLICKR_COMMIT)
+    people: set[str] = set()
+    for tag in MIRFLICKR_PEOPLE:
+        text = (blobs.read(f"annotations/{tag}.txt") or b"").decode()
+        people |= {f"images/im{n.strip()}.jpg" for n in text.split() if n.strip()}
+    for p in sample(unique_images(blobs, ("images/",)), int(7000 * scale), "mirflickr"):
+        is_person = p in people
+        yield Item(
+            "mirflickr",
+            p,
+            blob_loader(blobs, p),
+            prior="person_checked" if is_person else "no_person",
+            crops=1,
+            neg_crops=1 if is_person else 0,
+        )
+
+
+def street_fashion(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Clothing Co-Parsing: 2,098 street-style photos (550x830), one person standing
+    full-length in a city street each. People by construction, teacher-confirmed."""
+    blobs = GitBlobs(git_dir_for(mirrors, FASHION_REPO), rev=FASHION_COMMIT)
+    for p in sample(unique_images(blobs, ("photos/",)), int(2100 * scale), "street_fashion"):
+        yield Item(
+            "street_fashion", p, blob_loader(blobs, p), prior="person_checked", crops=2, neg_crops=1
+        )
+
+
+def flickr8k(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Flickr8k (8,091 Flickr photos chosen for people and animals doing everyday things:
+    children playing, dogs running, crowds, street scenes, climbers, swimmers; stored at
+    224x224). No claim: teacher-labelled, 1 crop and 1 person-free crop each."""
+    blobs = GitBlobs(git_dir_for(mirrors, FLICKR8K_REPO), rev=FLICKR8K_COMMIT)
+    for p in sample(unique_images(blobs, ("data/images/",)), int(5000 * scale), "flickr8k"):
+        yield Item("flickr8k", p, blob_loader(blobs, p), crops=1, neg_crops=1)
+
+
+def human_v2(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Roboflow "Human Dataset v2" (13,652 photos and frames stretched to 416x416 with YOLO
+    person boxes: streets, sports, shops, runways, CCTV and drone views with small people).
+    Labelled from its boxes, the teacher's boxes vetoing person-free crops; 2 crops each."""
+    blobs = GitBlobs(git_dir_for(mirrors, HUMAN_V2_REPO), rev=HUMAN_V2_COMMIT)
+    imgs = unique_images(blobs, ("train/images/", "valid/images/", "test/images/"))
+    for p in sample(imgs, int(3000 * scale), "human_v2"):
+        lab = p.replace("/images/", "/labels/").rsplit(".", 1)[0] + ".txt"
+        boxes: list[Box] = []
+        for line in (blobs.read(lab) or b"").decode().splitlines():
+            f = line.split()
+            if len(f) == 5 and f[0] == "0":
+                cx, cy, w, h = map(float, f[1:])
+                boxes.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+        yield Item("human_v2", p, blob_loader(blobs, p), gt_boxes=boxes, crops=2, neg_crops=1)
+
+
 # Animals with Attributes classes of one copy (kovacspeter/Animal-classification): these go to
 # training, the other four (tiger, zebra, killer whale, blue whale) are held out.
 AWA_TRAIN = ("chihuahua", "chimpanzee", "fox", "gorilla", "seal", "wolf")
@@ -1419,6 +1504,54 @@ def image_label(
 # -- main loop ---------------------------------------------------------------------------
 
 
+# -- near-duplicate guard: sources added from v19 on are checked against the held-out photos --
+
+# Web photo collections repeat each other (COCO, Flickr and VOC photos turn up in many
+# repositories); a photo of these sources whose 64-bit difference hash is within
+# NEAR_BITS of a held-out (or calibration) photo's is skipped, whatever its file or blob.
+DHASH_GUARDED = {"lsp_people", "mirflickr", "street_fashion", "flickr8k", "human_v2"}
+NEAR_BITS = 4
+
+
+def dhash(rgb: np.ndarray) -> int:
+    """64-bit difference hash: is each of 8x8 luma cells brighter than its right neighbour."""
+    small = np.asarray(Image.fromarray(rgb).convert("L").resize((9, 8), Image.BOX), np.int16)
+    bits = (small[:, 1:] > small[:, :-1]).ravel()
+    return int(sum(1 << i for i, b in enumerate(bits) if b))
+
+
+def guard_hashes(mirrors: Path, cache: Path) -> np.ndarray:
+    """dHashes of the held-out photos (read from their repositories) and of the calibration
+    photos (CACHE/calibration_v1, when built), cached in CACHE/heldout_dhash.npy."""
+    saved = cache / "heldout_dhash.npy"
+    if saved.exists():
+        return np.load(saved)
+    items, _ = all_items(mirrors, cache, 1.0, set(HELDOUT_MAKERS))
+    hashes, start = [], time.time()
+    for n, item in enumerate(items):
+        if n % 200 == 0:
+            progress(n, len(items), start, "held-out hashes")
+        try:
+            hashes.append(dhash(item.load()))
+        except (OSError, ValueError):
+            continue
+    for f in sorted((cache / "calibration_v1").rglob("*")):
+        if f.suffix.lower() in IMAGE_EXT:
+            with Image.open(f) as im:
+                hashes.append(dhash(np.asarray(im.convert("RGB"))))
+    out = np.array(hashes, np.uint64)
+    np.save(saved, out)
+    return out
+
+
+def near_any(h: int, hashes: np.ndarray, bits: int = NEAR_BITS) -> bool:
+    if not len(hashes):
+        return False
+    diff = np.bitwise_xor(hashes, np.uint64(h))
+    counts = np.unpackbits(diff.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+    return bool((counts <= bits).any())
+
+
 def progress(done: int, total: int, start: float, label: str) -> None:
     rate = done / max(time.time() - start, 1e-6)
     eta = (total - done) / max(rate, 1e-6)
@@ -1509,6 +1642,12 @@ def all_items(
         ("scene15", lambda: scene15(mirrors, scale, heldout_blobs(mirrors))),
         # dataset v18
         ("places_rooms", lambda: places_rooms(mirrors, scale, heldout_blobs(mirrors))),
+        # dataset v19
+        ("lsp_people", lambda: lsp_people(mirrors, scale)),
+        ("mirflickr", lambda: mirflickr(mirrors, scale)),
+        ("street_fashion", lambda: street_fashion(mirrors, scale)),
+        ("flickr8k", lambda: flickr8k(mirrors, scale)),
+        ("human_v2", lambda: human_v2(mirrors, scale)),
     ]
     items: list[Item] = []
     missing: dict[str, str] = {}
@@ -1622,6 +1761,11 @@ def main(argv: list[str] | None = None) -> int:
     cutouts: list[Cutout] = []
     # a build stopped half-way left its new teacher boxes in the .partial file: reuse them too
     known = previous_teacher_output(args.out / "labels.jsonl", args.out / "labels.jsonl.partial")
+    guard = (
+        guard_hashes(args.mirrors, args.cache)
+        if any(it.source in DHASH_GUARDED for it in items)
+        else np.zeros(0, np.uint64)
+    )
     start = time.time()
     # written beside the old file and moved over it at the end: a build stopped half-way
     # leaves the previous teacher boxes whole for the next one to reuse
@@ -1637,6 +1781,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if rgb.ndim != 3 or min(rgb.shape[:2]) < 32:
                 counts[f"{item.source}/too_small"] += 1
+                continue
+            if item.source in DHASH_GUARDED and near_any(dhash(rgb), guard):
+                counts[f"{item.source}/near_heldout"] += 1
                 continue
             people, objects = known.get((item.source, item.key), (None, None))
             if people is None or objects is None:

@@ -64,6 +64,29 @@ def load_split(data: Path, split: str, size: int) -> dict[str, np.ndarray]:
     return d
 
 
+def join_builds(
+    parts: list[tuple[dict[str, np.ndarray], list[str]]],
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Concatenate splits of several dataset builds (each with its manifest's source list)
+    into one, renumbering ``src`` into the union of the source names (first build's order,
+    then each new name as it appears)."""
+    names: list[str] = []
+    for _, srcs in parts:
+        names += [n for n in srcs if n not in names]
+    keys = set.intersection(*(set(d) for d, _ in parts))
+    out: dict[str, np.ndarray] = {}
+    for k in sorted(keys):
+        if k == "src":
+            continue
+        out[k] = np.concatenate([d[k] for d, _ in parts])
+    remapped = []
+    for d, srcs in parts:
+        table = np.array([names.index(n) for n in srcs], np.int16)
+        remapped.append(table[d["src"].astype(np.int64)])
+    out["src"] = np.concatenate(remapped)
+    return out, names
+
+
 def resize_all(x: np.ndarray, size: int) -> np.ndarray:
     from PIL import Image
 
@@ -319,6 +342,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--data", type=Path, default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v16"))
     )
+    ap.add_argument(
+        "--extra-data",
+        type=Path,
+        action="append",
+        default=[],
+        help="another dataset build (e.g. new sources built with build_dataset.py --only) whose "
+        "train and val splits join --data's; repeatable",
+    )
     ap.add_argument("--out", type=Path, default=cache / "train" / "run")
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--width", type=float, default=1.0)
@@ -383,8 +414,17 @@ def main(argv: list[str] | None = None) -> int:
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
-    train = load_split(args.data, "train", args.size)
-    val = load_split(args.data, "val", args.size)
+    builds = [args.data, *args.extra_data]
+    for b in builds:
+        if not (b / "manifest.json").exists():
+            sys.exit(f"{b}: not a dataset build (no manifest.json); run build_dataset.py first")
+    manifests = [json.loads((b / "manifest.json").read_text())["sources"] for b in builds]
+    train, sources = join_builds(
+        [(load_split(b, "train", args.size), m) for b, m in zip(builds, manifests, strict=True)]
+    )
+    val, _ = join_builds(
+        [(load_split(b, "val", args.size), m) for b, m in zip(builds, manifests, strict=True)]
+    )
     if args.max_train and len(train["y"]) > args.max_train:
         idx = np.random.default_rng(SEED).choice(len(train["y"]), args.max_train, replace=False)
         train = {k: v[idx] for k, v in train.items()}
@@ -401,7 +441,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         agree = balanced_accuracy(train["y"], distill, 0.5)
         print(f"distill targets: balanced accuracy {agree:.3f} on train at 0.5", flush=True)
-    sources = json.loads((args.data / "manifest.json").read_text())["sources"]
     boost = {}
     for item in filter(None, args.source_weight.split(",")):
         name, factor = item.split("=")
@@ -486,6 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         "distill_mix": args.distill_mix if args.distill_from else None,
         "distill_sha256": distill_sha256,
         "lr": args.lr,
+        "extra_data": [str(b) for b in args.extra_data],
         "train_samples": len(train["y"]),
         "val_samples": len(val["y"]),
         "val_auc": roc_auc(val["y"], s),

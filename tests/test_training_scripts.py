@@ -18,6 +18,35 @@ def tflite_init():
     return importlib.import_module("tflite_init")
 
 
+def train_script():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    return importlib.import_module("train")  # TensorFlow is imported only inside functions
+
+
+def test_joined_builds_keep_each_sample_with_its_own_source_name() -> None:
+    """A base build and an add-on build number their sources differently; joined, every
+    sample's ``src`` still names the source it came from, and shared names merge."""
+    base = {
+        "x": np.arange(3 * 4, dtype=np.uint8).reshape(3, 2, 2),
+        "y": np.array([1, 0, 1], np.uint8),
+        "src": np.array([0, 1, 2], np.int16),
+    }
+    add = {
+        "x": np.full((2, 2, 2), 200, np.uint8),
+        "y": np.array([0, 1], np.uint8),
+        "src": np.array([1, 0], np.int16),
+        "only_here": np.zeros(2),
+    }
+    joined, names = train_script().join_builds(
+        [(base, ["coco128", "composites", "har"]), (add, ["flickr8k", "har"])]
+    )
+    assert names == ["coco128", "composites", "har", "flickr8k"]
+    assert [names[i] for i in joined["src"]] == ["coco128", "composites", "har", "har", "flickr8k"]
+    assert joined["y"].tolist() == [1, 0, 1, 0, 1]
+    assert joined["x"].shape == (5, 2, 2) and joined["x"][3:].min() == 200
+    assert "only_here" not in joined  # a key missing from one build cannot be joined
+
+
 def test_a_widened_pointwise_kernel_keeps_the_old_outputs_exactly() -> None:
     """A 1x1 conv from 3 to 4 channels widened to 5 to 6: on any input whose first 3
     channels are the old input, the first 4 outputs are the old outputs."""
