@@ -115,3 +115,25 @@ def test_candidate_names_a_missing_model_in_one_line() -> None:
     assert res.returncode == 1
     assert res.stderr.startswith("candidate: ") and res.stderr.count("\n") == 1, res.stderr
     assert "missing.tflite" in res.stderr
+
+
+def build_script():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    return importlib.import_module("build_dataset")
+
+
+def test_the_near_duplicate_guard_catches_a_re_encoded_copy_but_not_another_photo() -> None:
+    """A held-out photo saved again smaller and brighter (what a copy in another repository
+    looks like) is caught; a different photo is not."""
+    from PIL import Image
+
+    b = build_script()
+    edge = ROOT / "tests" / "fixtures" / "edge"
+    photo = np.asarray(Image.open(edge / "person_street.jpg").convert("RGB"))
+    half = Image.fromarray(photo).resize((photo.shape[1] // 2, photo.shape[0] // 2))
+    copy = np.clip(np.asarray(half).astype(np.int16) + 12, 0, 255).astype(np.uint8)
+    other = np.asarray(Image.open(edge / "no_person_home.jpg").convert("RGB"))
+    held = np.array([b.dhash(photo)], np.uint64)
+    assert b.near_any(b.dhash(copy), held)
+    assert not b.near_any(b.dhash(other), held)
+    assert not b.near_any(b.dhash(copy), np.zeros(0, np.uint64))
