@@ -70,6 +70,8 @@ def join_builds(
     """Concatenate splits of several dataset builds (each with its manifest's source list)
     into one, renumbering ``src`` into the union of the source names (first build's order,
     then each new name as it appears)."""
+    if len(parts) == 1:  # one build: nothing to renumber, and no copy of its crops
+        return parts[0]
     names: list[str] = []
     for _, srcs in parts:
         names += [n for n in srcs if n not in names]
