@@ -258,6 +258,17 @@ def sample(paths: list[str], limit: int, seed: str) -> list[str]:
     return sorted(rng.choice(paths, size=limit, replace=False).tolist())
 
 
+def yolo_person_boxes(text: str) -> list[Box]:
+    """Class-0 (person) boxes of a YOLO label file (``class cx cy w h``, all in [0, 1])."""
+    boxes: list[Box] = []
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) == 5 and f[0] == "0":
+            cx, cy, w, h = map(float, f[1:])
+            boxes.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+    return boxes
+
+
 def coco128(mirrors: Path, scale: float) -> Iterator[Item]:
     blobs = GitBlobs(git_dir_for(mirrors, "lightly-ai/coco128_yolo"))
     paths = blobs.paths()
@@ -266,14 +277,7 @@ def coco128(mirrors: Path, scale: float) -> Iterator[Item]:
         if not (p.startswith("images/") and p.endswith(".jpg")):
             continue
         lab = "object_detection/labels/" + p[len("images/") :].rsplit(".", 1)[0] + ".txt"
-        boxes: list[Box] = []
-        if lab in labels:
-            text = (blobs.read(lab) or b"").decode()
-            for line in text.splitlines():
-                f = line.split()
-                if len(f) == 5 and f[0] == "0":
-                    cx, cy, w, h = map(float, f[1:])
-                    boxes.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+        boxes = yolo_person_boxes((blobs.read(lab) or b"").decode()) if lab in labels else []
         seg = "instance_segmentation/labels/" + p[len("images/") :].rsplit(".", 1)[0] + ".txt"
 
         def cut(luma: np.ndarray, seg: str = seg) -> list[Cutout]:
@@ -1318,12 +1322,7 @@ def human_v2(mirrors: Path, scale: float) -> Iterator[Item]:
     imgs = unique_images(blobs, ("train/images/", "valid/images/", "test/images/"))
     for p in sample(imgs, int(3000 * scale), "human_v2"):
         lab = p.replace("/images/", "/labels/").rsplit(".", 1)[0] + ".txt"
-        boxes: list[Box] = []
-        for line in (blobs.read(lab) or b"").decode().splitlines():
-            f = line.split()
-            if len(f) == 5 and f[0] == "0":
-                cx, cy, w, h = map(float, f[1:])
-                boxes.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+        boxes = yolo_person_boxes((blobs.read(lab) or b"").decode())
         yield Item("human_v2", p, blob_loader(blobs, p), gt_boxes=boxes, crops=2, neg_crops=1)
 
 
