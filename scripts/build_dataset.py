@@ -1,6 +1,6 @@
 """Rebuild tinyedge's person / no-person training set from packages and fetched repositories.
 
-Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v19``, with
+Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v20``, with
 ``$TINYEDGE_CACHE`` defaulting to ``~/.cache/tinyedge``):
 
 * ``labels.jsonl``   one line per source image: source, key, split, teacher person boxes,
@@ -1255,9 +1255,9 @@ def lsp_people(mirrors: Path, scale: float) -> Iterator[Item]:
     """Leeds Sports Pose Extended: 10,000 Flickr photos tagged parkour, gymnastics and
     athletics, one full-length person each (outdoors, in gyms, on tracks; ~250 px), with 14
     hand-annotated joints. Labelled from the box around the visible joints (the teacher
-    misses a quarter of these acrobatic poses); 1 crop and 1 person-free crop each."""
+    misses a quarter of these acrobatic poses); all of them at scale 1; 1 crop and 1 person-free crop each."""
     blobs = GitBlobs(git_dir_for(mirrors, LSP_REPO), rev=LSP_COMMIT)
-    chosen = sample(unique_images(blobs, ("images/",)), int(3000 * scale), "lsp_people")
+    chosen = sample(unique_images(blobs, ("images/",)), int(10000 * scale), "lsp_people")
     sizes: dict[int, tuple[int, int]] = {}
     for p in chosen:
         data = blobs.read(p)
@@ -1308,19 +1308,19 @@ def street_fashion(mirrors: Path, scale: float) -> Iterator[Item]:
 def flickr8k(mirrors: Path, scale: float) -> Iterator[Item]:
     """Flickr8k (8,091 Flickr photos chosen for people and animals doing everyday things:
     children playing, dogs running, crowds, street scenes, climbers, swimmers; stored at
-    224x224). No claim: teacher-labelled, 1 crop and 1 person-free crop each."""
+    224x224), all of them at scale 1. No claim: teacher-labelled, 1 crop and 1 person-free crop each."""
     blobs = GitBlobs(git_dir_for(mirrors, FLICKR8K_REPO), rev=FLICKR8K_COMMIT)
-    for p in sample(unique_images(blobs, ("data/images/",)), int(5000 * scale), "flickr8k"):
+    for p in sample(unique_images(blobs, ("data/images/",)), int(8100 * scale), "flickr8k"):
         yield Item("flickr8k", p, blob_loader(blobs, p), crops=1, neg_crops=1)
 
 
 def human_v2(mirrors: Path, scale: float) -> Iterator[Item]:
     """Roboflow "Human Dataset v2" (13,652 photos and frames stretched to 416x416 with YOLO
     person boxes: streets, sports, shops, runways, CCTV and drone views with small people).
-    Labelled from its boxes, the teacher's boxes vetoing person-free crops; 2 crops each."""
+    All of them at scale 1, labelled from their boxes, the teacher's boxes vetoing person-free crops; 2 crops each."""
     blobs = GitBlobs(git_dir_for(mirrors, HUMAN_V2_REPO), rev=HUMAN_V2_COMMIT)
     imgs = unique_images(blobs, ("train/images/", "valid/images/", "test/images/"))
-    for p in sample(imgs, int(3000 * scale), "human_v2"):
+    for p in sample(imgs, int(13700 * scale), "human_v2"):
         lab = p.replace("/images/", "/labels/").rsplit(".", 1)[0] + ".txt"
         boxes = yolo_person_boxes((blobs.read(lab) or b"").decode())
         yield Item("human_v2", p, blob_loader(blobs, p), gt_boxes=boxes, crops=2, neg_crops=1)
@@ -1710,8 +1710,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--out",
         type=Path,
-        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v19")),
-        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v19)",
+        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v20")),
+        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v20)",
     )
     ap.add_argument(
         "--cache",
