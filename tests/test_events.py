@@ -110,6 +110,26 @@ def test_a_view_that_rests_above_on_still_gives_one_clean_visit():
     assert fixed[-1].reason == "source_end" and [e.type for e in fixed].count("end") == 1
 
 
+def test_a_view_that_rests_between_off_and_on_ends_the_visit_clear():
+    """The empty view rests at ~0.33, over the model's `off` 0.3 but under its `on` 0.5 (the
+    demo clip's empty plaza rests at ~0.31 for the 0.3.4 model's 0.285 / 0.475): the floor
+    lifts `off` alone (to ~0.405), so the visit ends `clear` 2 s after the people leave
+    and its duration runs to them; with fixed thresholds the resting view holds it open until
+    the source ends."""
+    scores = _resting(4, 0.33) + _resting(20, 0.9) + _resting(6, 0.33)
+    cfg = EventConfig(on_threshold=0.5, off_threshold=0.3)
+    tracker = VisitTracker("cam0", cfg)
+    events = [ev for i, s in enumerate(scores) for ev in tracker.feed(s, i / 10)]
+    assert tracker.on_threshold == 0.5 and 0.39 <= tracker.off_threshold <= 0.41
+    assert [e.type for e in events if e.type != "update"] == ["start", "end"]
+    assert 4.0 <= events[0].source_time <= 4.5
+    end = events[-1]
+    assert end.reason == "clear" and 26.0 <= end.source_time <= 26.5
+    assert end.duration is not None and 19.5 <= end.duration <= 20.0
+    fixed = run(scores, cfg=EventConfig(on_threshold=0.5, off_threshold=0.3, scene_seconds=0))
+    assert fixed[-1].reason == "source_end" and [e.type for e in fixed].count("end") == 1
+
+
 def test_the_floor_keeps_the_models_thresholds_for_an_ordinary_scene_and_a_sure_person():
     """An empty view well under `on` leaves the thresholds alone; so does a person in view
     from the first frame whom the model is sure of (their dips are bridged by the model's own

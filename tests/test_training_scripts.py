@@ -100,7 +100,7 @@ def test_candidate_measures_a_shipped_file_on_photos_and_the_demo_clip() -> None
     assert float(photo[5]) == 1.0
     video = rows[2].split(" | ")
     assert video[1:3] == ["plaza.mp4", "off"] and video[3] == "300", rows[2]
-    assert video[6].startswith("1: 4.2–26.2 s"), rows[2]  # the README's visit
+    assert video[6].startswith("1: 4.2–26.0 s"), rows[2]  # the README's visit
 
 
 def test_candidate_refuses_a_folder_without_the_evaluate_layout(tmp_path: Path) -> None:
