@@ -16,9 +16,10 @@ gives when nobody is there (it falls at once to a lower score and rises only slo
 that time constant; during a visit it does not fall), and raises the thresholds to
 ``floor + scene_margin`` (``on``) and ``floor + scene_margin / 2`` (``off``), each where the
 floor is that high (an empty view resting just above the model's ``off`` lifts ``off`` alone,
-so a visit there ends ``clear`` once the view is back at rest). ``on`` is never lifted beyond halfway from the model's ``on`` to 1: a floor
-that high is taken for a person in view since the first frames (the floor starts at the
-first frames' score), not for the scene, and the model's own thresholds apply.
+so a visit there ends ``clear`` once the view is back at rest). ``on`` is never lifted beyond
+halfway from the model's ``on`` to 1: a floor that high is taken for a person in view since
+the first frames (the floor starts at the first frames' score), not for the scene, and the
+model's own thresholds apply.
 """
 
 from __future__ import annotations
@@ -203,9 +204,9 @@ class VisitTracker:
         ``margin / 2`` above it when that lifts them (each on its own: a scene resting between
         the model's ``off`` and ``on`` lifts ``off`` alone, so a visit there ends once the
         scene is back at rest), as long as ``on`` stays within halfway from the model's ``on``
-        to 1. A floor higher than that is not taken for an empty
-        scene (this model cannot tell such a scene from a person; it is more likely someone
-        in view since the first frame), and the model's thresholds stay."""
+        to 1. A floor higher than that is not taken for an empty scene (this model cannot tell
+        such a scene from a person; it is more likely someone in view since the first frame),
+        and the model's thresholds stay."""
         cfg = self.config
         margin = cfg.scene_margin
         cap = cfg.on_threshold + (1.0 - cfg.on_threshold) / 2
@@ -250,14 +251,11 @@ class VisitTracker:
         self._decided_by = decided_by
         self._epoch_offset = (epoch - t) if epoch is not None else 0.0
         if self.floor is not None and decided_by == "local":  # the edge scores on its own scale
-            lifted = (self.on_threshold, self.off_threshold) != (
-                cfg.on_threshold,
-                cfg.off_threshold,
-            )
+            models = (cfg.on_threshold, cfg.off_threshold)
+            lifted = (self.on_threshold, self.off_threshold) != models
             floor = self.floor.update(score, t, settled=self._visit is None)
             self.on_threshold, self.off_threshold = self._thresholds(floor)
-            now = (self.on_threshold, self.off_threshold) != (cfg.on_threshold, cfg.off_threshold)
-            if now != lifted:
+            if ((self.on_threshold, self.off_threshold) != models) != lifted:
                 log.info(
                     "%s: the empty scene scores %.2f, so on/off are %.2f/%.2f",
                     self.camera,
