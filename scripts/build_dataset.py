@@ -1254,8 +1254,9 @@ def lsp_joint_boxes(mat: bytes, sizes: dict[int, tuple[int, int]]) -> dict[int, 
 def lsp_people(mirrors: Path, scale: float) -> Iterator[Item]:
     """Leeds Sports Pose Extended: 10,000 Flickr photos tagged parkour, gymnastics and
     athletics, one full-length person each (outdoors, in gyms, on tracks; ~250 px), with 14
-    hand-annotated joints. Labelled from the box around the visible joints (the teacher
-    misses a quarter of these acrobatic poses); all of them at scale 1; 1 crop and 1 person-free crop each."""
+    hand-annotated joints, all of them at scale 1. Labelled from the box around the visible
+    joints (the teacher misses a quarter of these acrobatic poses); 1 crop and 1 person-free
+    crop each."""
     blobs = GitBlobs(git_dir_for(mirrors, LSP_REPO), rev=LSP_COMMIT)
     chosen = sample(unique_images(blobs, ("images/",)), int(10000 * scale), "lsp_people")
     sizes: dict[int, tuple[int, int]] = {}
@@ -1308,7 +1309,8 @@ def street_fashion(mirrors: Path, scale: float) -> Iterator[Item]:
 def flickr8k(mirrors: Path, scale: float) -> Iterator[Item]:
     """Flickr8k (8,091 Flickr photos chosen for people and animals doing everyday things:
     children playing, dogs running, crowds, street scenes, climbers, swimmers; stored at
-    224x224), all of them at scale 1. No claim: teacher-labelled, 1 crop and 1 person-free crop each."""
+    224x224), all of them at scale 1. No claim: teacher-labelled, 1 crop and 1 person-free
+    crop each."""
     blobs = GitBlobs(git_dir_for(mirrors, FLICKR8K_REPO), rev=FLICKR8K_COMMIT)
     for p in sample(unique_images(blobs, ("data/images/",)), int(8100 * scale), "flickr8k"):
         yield Item("flickr8k", p, blob_loader(blobs, p), crops=1, neg_crops=1)
@@ -1317,7 +1319,8 @@ def flickr8k(mirrors: Path, scale: float) -> Iterator[Item]:
 def human_v2(mirrors: Path, scale: float) -> Iterator[Item]:
     """Roboflow "Human Dataset v2" (13,652 photos and frames stretched to 416x416 with YOLO
     person boxes: streets, sports, shops, runways, CCTV and drone views with small people).
-    All of them at scale 1, labelled from their boxes, the teacher's boxes vetoing person-free crops; 2 crops each."""
+    All of them at scale 1, labelled from their boxes, the teacher's boxes vetoing person-free
+    crops; 2 crops each."""
     blobs = GitBlobs(git_dir_for(mirrors, HUMAN_V2_REPO), rev=HUMAN_V2_COMMIT)
     imgs = unique_images(blobs, ("train/images/", "valid/images/", "test/images/"))
     for p in sample(imgs, int(13700 * scale), "human_v2"):
