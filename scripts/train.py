@@ -165,6 +165,44 @@ def build_model(
     return tf.keras.Model(inp, out, name="tinyedge_person")
 
 
+def widened_weights(
+    fresh: list[np.ndarray], given: list[np.ndarray], mixes_inputs: bool
+) -> list[np.ndarray]:
+    """One layer's trained weights ``given`` placed in a wider layer's initial ``fresh`` ones:
+    the leading corner of each array, and (``mixes_inputs``: a convolution or dense kernel,
+    inputs on axis -2) zero weight from new inputs into the old outputs
+    (``tflite_init._widened``); vectors (batch norms, biases) keep their fresh tail."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from tflite_init import _widened
+
+    return [_widened(f, g, mixes_inputs and f.ndim >= 2) for f, g in zip(fresh, given, strict=True)]
+
+
+def load_widened(model, old) -> None:
+    """Set ``model`` from ``old``, a trained model of the same plan; ``model`` may have more
+    channels in any layer (``--channels`` with ``--init``). The old weights fill the first
+    channels, new inputs get zero weight into the old outputs and the classifier's rows for new
+    features are zero, so training starts from exactly what ``old`` computes while the new
+    channels' own kernels, batch norms (identity) and the zero weights from them grow."""
+    mine = [ly for ly in model.layers if ly.weights]
+    theirs = [ly for ly in old.layers if ly.weights]
+    if [type(a) for a in mine] != [type(b) for b in theirs]:
+        raise SystemExit(f"--init: {old.name} is not this architecture's plan")
+    for a, b in zip(mine, theirs, strict=True):
+        mixes = type(a).__name__ in ("Conv2D", "Dense")
+        try:
+            a.set_weights(widened_weights(a.get_weights(), b.get_weights(), mixes))
+        except ValueError as exc:
+            raise SystemExit(f"--init: {a.name}: {exc}") from None
+
+
+def _padded_head(kernel: np.ndarray, features: int) -> np.ndarray:
+    """A trained 1x1 head kernel (1, 1, C, k) for a feature map of ``features`` >= C channels:
+    new features start with zero weight."""
+    pad = features - kernel.shape[2]
+    return np.pad(kernel, ((0, 0), (0, 0), (0, pad), (0, 0))) if pad > 0 else kernel
+
+
 def with_heat_head(model, object_groups: int = 0):
     """The classifier plus a 1x1 sigmoid head on its last feature map (training only), and
     with ``object_groups`` a second one for the maps of the teacher's other classes."""
@@ -375,7 +413,13 @@ def main(argv: list[str] | None = None) -> int:
         "0 = off; needs --heat-weight and a dataset with 'objects', v16+)",
     )
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--init", type=Path, default=None, help="start from this model's weights")
+    ap.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start from this model's weights; with --channels wider than it, they fill the "
+        "first channels and the network starts computing what the model does",
+    )
     ap.add_argument(
         "--init-tflite",
         type=Path,
@@ -451,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     strides = [int(c) for c in args.strides.split(",")] if args.strides else None
     model = build_model(args.size, args.width, channels, strides)
     if args.init is not None:
-        model.set_weights(tf.keras.models.load_model(args.init).get_weights())
+        load_widened(model, tf.keras.models.load_model(args.init))
     if args.init_tflite is not None:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from tflite_init import load_into
@@ -470,13 +514,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     fitted = model if args.heat_weight <= 0 else with_heat_head(model, groups)
     heat_out = int(model.get_layer("features").output.shape[1])  # side of the last feature map
+    feats = int(model.get_layer("features").output.shape[-1])
     head_file = args.init.parent / "heat_head.npz" if args.init is not None else None
     if args.heat_weight > 0 and head_file is not None and head_file.exists():
         with np.load(head_file) as head:  # a fine-tune goes on with the trained head
-            fitted.get_layer("heat").set_weights([head["kernel"], head["bias"]])
+            fitted.get_layer("heat").set_weights(
+                [_padded_head(head["kernel"], feats), head["bias"]]
+            )
             if groups and "objects_kernel" in head:
                 fitted.get_layer("objects").set_weights(
-                    [head["objects_kernel"], head["objects_bias"]]
+                    [_padded_head(head["objects_kernel"], feats), head["objects_bias"]]
                 )
     loss = tf.keras.losses.CategoricalCrossentropy()
     fitted.compile(

@@ -74,6 +74,35 @@ def test_a_kernel_cannot_be_narrowed() -> None:
         tflite_init()._widened(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 3, 4)), True)
 
 
+def test_a_trained_layer_widened_for_init_computes_what_it_did() -> None:
+    """``train.py --init`` into a wider ``--channels`` plan: a pointwise layer 3 -> 4 set into
+    a 5 -> 6 one and its batch norm's four vectors into six channels; on an input whose first
+    3 channels are the old input the first 4 outputs are the old ones, and the new batch-norm
+    channels keep their fresh (identity) values."""
+    rng = np.random.default_rng(3)
+    old_kernel = rng.normal(size=(1, 1, 3, 4)).astype(np.float32)
+    kernel = train_script().widened_weights(
+        [rng.normal(size=(1, 1, 5, 6)).astype(np.float32)], [old_kernel], mixes_inputs=True
+    )[0]
+    x = rng.normal(size=5).astype(np.float32)
+    assert np.allclose(x @ kernel[0, 0][:, :4], x[:3] @ old_kernel[0, 0])
+    fresh_bn = [np.ones(6), np.zeros(6), np.zeros(6), np.ones(6)]
+    old_bn = [rng.normal(size=4) for _ in range(4)]
+    bn = train_script().widened_weights(fresh_bn, old_bn, mixes_inputs=False)
+    for got, was, new in zip(bn, old_bn, fresh_bn, strict=True):
+        assert np.array_equal(got[:4], was) and np.array_equal(got[4:], new[4:])
+    with pytest.raises(ValueError, match="does not fit"):
+        train_script().widened_weights([np.zeros(3)], [np.zeros(4)], mixes_inputs=False)
+
+
+def test_a_trained_heat_head_gives_new_features_zero_weight() -> None:
+    head = np.arange(1 * 1 * 3 * 2, dtype=np.float32).reshape(1, 1, 3, 2) + 1
+    wide = train_script()._padded_head(head, 5)
+    assert wide.shape == (1, 1, 5, 2)
+    assert np.array_equal(wide[:, :, :3], head) and not wide[:, :, 3:].any()
+    assert train_script()._padded_head(head, 3) is head
+
+
 def run_candidate(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "candidate.py"), *args],
