@@ -172,8 +172,7 @@ def widened_weights(
     the leading corner of each array, and (``mixes_inputs``: a convolution or dense kernel,
     inputs on axis -2) zero weight from new inputs into the old outputs
     (``tflite_init._widened``); vectors (batch norms, biases) keep their fresh tail."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from tflite_init import _widened
+    from tflite_init import _widened  # a sibling script: scripts/ is on sys.path wherever train is
 
     return [_widened(f, g, mixes_inputs and f.ndim >= 2) for f, g in zip(fresh, given, strict=True)]
 
