@@ -64,6 +64,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -189,6 +190,36 @@ class GitBlobs:
         data = self._proc.stdout.read(size)
         self._proc.stdout.read(1)
         return data
+
+
+# A repository name in this file: the argument of git_dir_for, a *_REPO constant, or the first
+# string of a tuple that opens a line (the loops over several repositories). Paths inside a
+# repository are never in those positions.
+_REPO_NAME = re.compile(
+    r'(?:git_dir_for\(\s*mirrors,\s*|_REPO\s*=\s*|^\s*\(\s*)"([\w.-]+/[\w.-]+)"', re.MULTILINE
+)
+
+
+def repositories() -> list[str]:
+    """Every GitHub repository (owner/name) this script reads, training and held-out."""
+    names = set(_REPO_NAME.findall(Path(__file__).read_text()))
+    return sorted(n for n in names if not n.lower().endswith((".gif", ".jpg", ".png", ".mp4")))
+
+
+def report_repositories(mirrors: Path) -> int:
+    """Print each repository with whether its snapshot is under mirrors; 1 if any is missing."""
+    missing = []
+    for repo in repositories():
+        try:
+            where = str(git_dir_for(mirrors, repo))
+        except FileNotFoundError:
+            where = "missing"
+            missing.append(repo)
+        print(f"{repo:<70} {where}")
+    print(f"{len(repositories())} repositories, {len(missing)} missing under {mirrors}")
+    for repo in missing:
+        print(f"fetch github:{repo}")
+    return 1 if missing else 0
 
 
 def git_dir_for(mirrors: Path, repo: str) -> Path:
@@ -1797,7 +1828,15 @@ def main(argv: list[str] | None = None) -> int:
         help="build only these comma-separated sources; 'heldout' names the source-disjoint "
         "held-out set (test_images_heldout/, about 10 minutes with its 9 repositories)",
     )
+    ap.add_argument(
+        "--repos",
+        action="store_true",
+        help="list the GitHub repositories the build reads and which are missing under "
+        "--mirrors (what a new machine must fetch first), then exit",
+    )
     args = ap.parse_args(argv)
+    if args.repos:
+        return report_repositories(args.mirrors)
     only = None
     if args.only:
         names = {n.strip() for n in args.only.split(",") if n.strip()}

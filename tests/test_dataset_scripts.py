@@ -184,3 +184,30 @@ def test_a_rebuild_reuses_the_teacher_boxes_a_stopped_build_left_behind(tmp_path
     assert sorted(known) == [("har", "c.jpg"), ("pets", "a.jpg"), ("pets", "b.jpg")]
     assert known[("pets", "b.jpg")] == ([(0.9, (0.1, 0.1, 0.5, 0.9))], [])
     assert bd.previous_teacher_output(tmp_path / "missing.jsonl") == {}
+
+
+def test_repository_list_names_every_snapshot_the_build_reads(tmp_path, capsys):
+    bd = load_build_dataset()
+    repos = bd.repositories()
+    # one of each form: a literal argument (also split over lines), a *_REPO constant, a loop tuple
+    for repo in (
+        "lightly-ai/coco128_yolo",
+        "sundram6452/Image-based-breed-recognition-for-cattle-and-buffaloes-of-India",
+        "axelcarlier/lsp",
+        "VikramShenoy97/Human-Segmentation-Dataset",
+        "intel-iot-devkit/sample-videos",
+    ):
+        assert repo in repos
+    # paths inside repositories are not repositories
+    assert not {"Train/Yoga_", "input/in", "composites/dropped"} & set(repos)
+    assert all(r.count("/") == 1 for r in repos)
+
+    assert bd.report_repositories(tmp_path) == 1
+    out = capsys.readouterr().out
+    assert f"{len(repos)} repositories, {len(repos)} missing" in out
+    assert "fetch github:axelcarlier/lsp" in out
+
+    for repo in repos:
+        (tmp_path / repo.replace("/", "+") / "repo").mkdir(parents=True)
+    assert bd.report_repositories(tmp_path) == 0
+    assert "0 missing" in capsys.readouterr().out
