@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ from build_dataset import (
     git_dir_for,
     image_label,
     progress,
+    repositories,
     sample,
     save_test_image,
     unique_images,
@@ -134,16 +134,10 @@ SOURCES: tuple[CalibSource, ...] = (
 )
 
 
-def training_repos() -> list[str]:
-    """Every owner/name string that build_dataset.py mentions (training + held-out)."""
-    text = (Path(__file__).resolve().parent / "build_dataset.py").read_text()
-    return sorted(set(re.findall(r'"([A-Za-z0-9][\w.-]*/[\w.-]+)"', text)))
-
-
 def training_blobs(mirrors: Path) -> set[str]:
     """Git blob ids of every file in the snapshots build_dataset.py reads."""
     ids: set[str] = set()
-    for repo in training_repos():
+    for repo in repositories():
         try:
             git_dir = git_dir_for(mirrors, repo)
         except FileNotFoundError:
@@ -194,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.teacher.exists():
             args.teacher = ROOT / "tinyedge" / "models" / "centernet.tflite"
 
-    used = set(training_repos())
+    used = set(repositories())
     clash = [s.repo for s in SOURCES if s.repo in used]
     if clash:
         sys.exit(f"calibration sources also used by build_dataset.py: {clash}")
