@@ -202,21 +202,20 @@ _REPO_NAME = re.compile(
 
 def repositories() -> list[str]:
     """Every GitHub repository (owner/name) this script reads, training and held-out."""
-    names = set(_REPO_NAME.findall(Path(__file__).read_text()))
-    return sorted(n for n in names if not n.lower().endswith((".gif", ".jpg", ".png", ".mp4")))
+    return sorted(set(_REPO_NAME.findall(Path(__file__).read_text())))
 
 
 def report_repositories(mirrors: Path) -> int:
     """Print each repository with whether its snapshot is under mirrors; 1 if any is missing."""
-    missing = []
-    for repo in repositories():
+    repos, missing = repositories(), []
+    for repo in repos:
         try:
             where = str(git_dir_for(mirrors, repo))
         except FileNotFoundError:
             where = "missing"
             missing.append(repo)
         print(f"{repo:<70} {where}")
-    print(f"{len(repositories())} repositories, {len(missing)} missing under {mirrors}")
+    print(f"{len(repos)} repositories, {len(missing)} missing under {mirrors}")
     for repo in missing:
         print(f"fetch github:{repo}")
     return 1 if missing else 0
