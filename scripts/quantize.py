@@ -141,13 +141,57 @@ def balanced_accuracy(y: np.ndarray, s: np.ndarray, t: float) -> float:
 
 
 def best_threshold(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
-    """The score threshold with the best balanced accuracy, and that balanced accuracy."""
-    best_t, best_ba = 0.5, -1.0
-    for t in np.unique(np.round(s, 4)):
-        ba = balanced_accuracy(y, s, float(t))
-        if ba > best_ba:
-            best_t, best_ba = float(t), ba
-    return best_t, best_ba
+    """The score threshold with the best balanced accuracy, and that balanced accuracy
+    (candidates: the scores rounded to 4 places; the lowest of tied thresholds)."""
+    ts = np.unique(np.round(s, 4))
+    if len(ts) == 0 or y.sum() == 0 or y.sum() == len(y):
+        return 0.5, -1.0
+    # s >= t for each candidate t, counted per class with one sort per class
+    pos = np.sort(s[y == 1])
+    neg = np.sort(s[y == 0])
+    tpr = 1.0 - np.searchsorted(pos, ts, side="left") / len(pos)
+    tnr = np.searchsorted(neg, ts, side="left") / len(neg)
+    ba = (tpr + tnr) / 2.0
+    i = int(np.argmax(ba))
+    return float(ts[i]), float(ba[i])
+
+
+BOOTSTRAP_ROUNDS = 200
+ON_RULE = (
+    f"median of the best-balanced-accuracy threshold over {BOOTSTRAP_ROUNDS} bootstrap "
+    "resamples of the sources, then of each source's photos"
+)
+
+
+def stable_threshold(
+    y: np.ndarray, s: np.ndarray, groups: np.ndarray, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0
+) -> tuple[float, float, dict[str, float]]:
+    """``on`` for the sources as a population rather than for one draw of them: the median,
+    over ``rounds`` two-level bootstrap resamples (the sources drawn with replacement, then
+    each drawn source's photos with replacement), of the threshold with the best balanced
+    accuracy.
+    Returns it, the balanced accuracy there on all photos, and the spread of the resampled
+    thresholds (p10, p90) plus the plain best threshold, for the sidecar."""
+    names = np.unique(groups)
+    members = [np.flatnonzero(groups == g) for g in names]
+    rng = np.random.default_rng(seed)
+    picks: list[float] = []
+    for _ in range(rounds):
+        drawn = rng.integers(0, len(names), len(names))
+        idx = np.concatenate([rng.choice(members[k], len(members[k])) for k in drawn])
+        yy = y[idx]
+        if 0 < yy.sum() < len(yy):
+            picks.append(best_threshold(yy, s[idx])[0])
+    plain, _ = best_threshold(y, s)
+    if not picks:  # one source with one class: nothing to resample
+        return plain, balanced_accuracy(y, s, plain), {"plain": plain}
+    on = round(float(np.median(picks)), 4)
+    spread = {
+        "p10": round(float(np.percentile(picks, 10)), 4),
+        "p90": round(float(np.percentile(picks, 90)), 4),
+        "plain": plain,
+    }
+    return on, balanced_accuracy(y, s, on), spread
 
 
 def calibrate(y: np.ndarray, s: np.ndarray, on: float | None = None) -> dict[str, float]:
@@ -177,17 +221,33 @@ def calibrate(y: np.ndarray, s: np.ndarray, on: float | None = None) -> dict[str
     }
 
 
-def calibration_scores(model_path: Path, directory: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and person scores of a folder of photos in the ``tinyedge evaluate`` layout
-    (``person/``, ``no_person/``), scored exactly as ``tinyedge evaluate`` scores them."""
-    from tinyedge.evaluate import find_images, score_images
+def calibration_scores(
+    model_path: Path, directory: Path
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, person scores and sources of a folder of photos in the ``tinyedge evaluate``
+    layout (``person/``, ``no_person/``), scored exactly as ``tinyedge evaluate`` scores them.
+    A photo's source is its first folder under ``person/`` or ``no_person/`` (``.`` when it
+    sits there directly)."""
+    from tinyedge.evaluate import find_images, load_luma
     from tinyedge.model import PersonModel
+    from tinyedge.preprocess import Preprocessor
 
     images = find_images(directory)
     if not images:
         raise SystemExit(f"{directory}: no person/ or no_person/ images to calibrate on")
-    labels, scores, _, _ = score_images(PersonModel(model_path), images)
-    return np.asarray(labels, int), np.asarray(scores)
+    model = PersonModel(model_path)
+    pre = Preprocessor(model.input_spec, fit="stretch")
+    labels, scores, groups = [], [], []
+    for path, label in images:
+        try:
+            pixels = load_luma(path)
+        except OSError:
+            continue
+        rel = path.relative_to(directory).parts
+        labels.append(label)
+        scores.append(model.score(pre(pixels)))
+        groups.append(rel[1] if len(rel) > 2 else ".")
+    return np.asarray(labels, int), np.asarray(scores), np.asarray(groups)
 
 
 def split_sources(counts: dict[str, int], known: list[str]) -> dict[str, list[str]]:
@@ -256,11 +316,14 @@ def main(argv: list[str] | None = None) -> int:
     calib: dict[str, object] = {}
     on = None
     if args.calib is not None:
-        cy, cs = calibration_scores(args.ship, args.calib)
-        on, calib_ba = best_threshold(cy, cs)
+        cy, cs, cg = calibration_scores(args.ship, args.calib)
+        on, calib_ba, spread = stable_threshold(cy, cs, cg)
         calib = {
             "on_from": str(args.calib.name),
             "on_from_samples": {"person": int(cy.sum()), "no_person": int(len(cy) - cy.sum())},
+            "on_from_sources": len(np.unique(cg)),
+            "on_rule": ON_RULE,
+            "on_spread": spread,
             "on_from_balanced_accuracy": round(calib_ba, 4),
             "val_best_on": calibrate(y, s)["on"],
         }

@@ -13,7 +13,8 @@ so the features also learn what the non-person things in a scene are. ``--balanc
 gives person and no-person equal weight inside every source that holds both, so a source's look
 (a CCTV view that is mostly people in training) carries no label. ``--distill-from FILE.tflite``
 scores every training crop once through an int8 file (e.g. the four-view
-``person_int8_views.tflite``) and blends that score into the target (``--distill-mix``). The saved
+``person_int8_views.tflite``) and blends that score into the target (``--distill-mix``); given
+several files, their scores are averaged (an ensemble teacher). The saved
 model is the classifier alone, so export and size do not change.
 
     python scripts/train.py --data "$TINYEDGE_CACHE/dataset_v16" --out "$TINYEDGE_CACHE/train/run1" \
@@ -431,9 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--distill-from",
         type=Path,
+        nargs="+",
         default=None,
-        help="an int8 .tflite (e.g. the 4-view person_int8_views.tflite) whose score on each "
-        "training crop is blended into the target (self-distillation of its views)",
+        help="int8 .tflite file(s) (e.g. the 4-view person_int8_views.tflite) whose score on "
+        "each training crop is blended into the target; several files: their mean score",
     )
     ap.add_argument(
         "--distill-mix",
@@ -479,11 +481,18 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    distill, distill_sha256 = None, None
-    if args.distill_from is not None:
-        distill, distill_sha256 = tflite_scores(
-            args.distill_from, train["x"], args.out / "distill_scores.npz"
-        )
+    distill: np.ndarray | None = None
+    distill_sha256: str | list[str] | None = None
+    if args.distill_from:
+        teachers = [
+            tflite_scores(
+                f, train["x"], args.out / f"distill_scores{'_' + str(i) if i else ''}.npz"
+            )
+            for i, f in enumerate(args.distill_from)
+        ]
+        distill = np.mean([t[0] for t in teachers], axis=0).astype(np.float32)
+        digests = [t[1] for t in teachers]
+        distill_sha256 = digests[0] if len(digests) == 1 else digests
         agree = balanced_accuracy(train["y"], distill, 0.5)
         print(f"distill targets: balanced accuracy {agree:.3f} on train at 0.5", flush=True)
     boost = {}
@@ -569,7 +578,15 @@ def main(argv: list[str] | None = None) -> int:
         "balance_sources": args.balance_sources,
         "init": str(init) if (init := args.init or args.init_tflite) else None,
         "init_sha256": hashlib.sha256(init.read_bytes()).hexdigest() if init else None,
-        "distill_from": str(args.distill_from) if args.distill_from else None,
+        "distill_from": (
+            (
+                str(args.distill_from[0])
+                if len(args.distill_from) == 1
+                else list(map(str, args.distill_from))
+            )
+            if args.distill_from
+            else None
+        ),
         "distill_mix": args.distill_mix if args.distill_from else None,
         "distill_sha256": distill_sha256,
         "lr": args.lr,

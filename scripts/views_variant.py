@@ -78,15 +78,18 @@ def _recalibrate(
     model: Path, calib: Path, old: dict[str, float]
 ) -> tuple[dict[str, float], dict[str, object]]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from quantize import best_threshold, calibration_scores
+    from quantize import ON_RULE, calibration_scores, stable_threshold
 
-    y, s = calibration_scores(model, calib)
-    on, ba = best_threshold(y, s)
+    y, s, groups = calibration_scores(model, calib)
+    on, ba, spread = stable_threshold(y, s, groups)
     source_off = float(old.get("off", 0.0))
     off = round(min(on, max(0.6 * on, source_off)), 4)
     info: dict[str, object] = {
         "on_from": calib.name,
         "on_from_samples": {"person": int(y.sum()), "no_person": int((1 - y).sum())},
+        "on_from_sources": len(set(groups.tolist())),
+        "on_rule": ON_RULE,
+        "on_spread": spread,
         "on_from_balanced_accuracy": round(ba, 4),
         "off_rule": f"max(0.6 x on, the source file's off {source_off:g}), <= on",
     }

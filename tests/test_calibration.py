@@ -73,9 +73,62 @@ def test_calibration_scores_read_the_evaluate_layout_with_the_shipped_model():
     q = load_quantize()
     root = Path(__file__).resolve().parents[1]
     model = root / "tinyedge" / "models" / "person_int8.tflite"
-    y, s = q.calibration_scores(model, root / "tests" / "fixtures" / "images")
+    y, s, groups = q.calibration_scores(model, root / "tests" / "fixtures" / "images")
+    assert set(groups.tolist()) == {"."}  # photos directly under person/ and no_person/
     assert 0 < y.sum() < len(y)
     assert ((s >= 0) & (s <= 1)).all()
     _on, ba = q.best_threshold(y, s)
     assert ba > 0.75  # the committed fixtures are clear cases
     assert s[y == 1].mean() > s[y == 0].mean()
+
+
+def test_best_threshold_matches_a_scan_of_every_candidate():
+    q = load_quantize()
+    rng = np.random.default_rng(7)
+    y, s = scores(rng, neg=(2.0, 3.0), pos=(3.0, 2.0))
+    s = np.round(s, 3)  # ties: the lowest of equally good thresholds wins
+    best_t, best_ba = 0.5, -1.0
+    for t in np.unique(np.round(s, 4)):
+        ba = q.balanced_accuracy(y, s, float(t))
+        if ba > best_ba:
+            best_t, best_ba = float(t), ba
+    assert q.best_threshold(y, s) == (best_t, best_ba)
+
+
+def test_stable_threshold_resamples_sources_and_reports_its_spread():
+    q = load_quantize()
+    rng = np.random.default_rng(3)
+    parts = []
+    for k, shift in enumerate((-0.15, -0.05, 0.0, 0.05, 0.15)):  # sources that disagree
+        y, s = scores(rng, neg=(2.0, 4.0), pos=(5.0, 2.0))
+        parts.append((y[::10], np.clip(s[::10] + shift, 0, 1), np.full(len(y[::10]), f"src{k}")))
+    y = np.concatenate([p[0] for p in parts])
+    s = np.concatenate([p[1] for p in parts])
+    g = np.concatenate([p[2] for p in parts])
+    on, ba, spread = q.stable_threshold(y, s, g)
+    assert q.stable_threshold(y, s, g) == (on, ba, spread)  # fixed seed
+    assert ba == q.balanced_accuracy(y, s, on)
+    assert spread["p10"] < on < spread["p90"]  # the sources' disagreement shows as a spread
+    assert spread["plain"] == q.best_threshold(y, s)[0]
+    assert abs(on - spread["plain"]) < 0.1
+    # one source alone has nothing to resample across: the plain best threshold
+    one = g == "src2"
+    on1, _, spread1 = q.stable_threshold(y[one], s[one], g[one])
+    assert spread1["plain"] == q.best_threshold(y[one], s[one])[0]
+    assert spread1["p10"] <= on1 <= spread1["p90"]
+
+
+def test_calibration_scores_name_each_photos_source(tmp_path):
+    q = load_quantize()
+    root = Path(__file__).resolve().parents[1]
+    fixtures = root / "tests" / "fixtures" / "images"
+    for sub in ("person", "no_person"):
+        for i, f in enumerate(sorted((fixtures / sub).glob("*.jpg"))):
+            dst = tmp_path / sub / ("left" if i % 2 else "right") / f.name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_bytes(f.read_bytes())
+    model = root / "tinyedge" / "models" / "person_int8.tflite"
+    y, s, groups = q.calibration_scores(model, tmp_path)
+    assert sorted(set(groups.tolist())) == ["left", "right"]
+    y0, s0, _ = q.calibration_scores(model, fixtures)
+    assert sorted(s.tolist()) == sorted(s0.tolist()) and y.sum() == y0.sum()
