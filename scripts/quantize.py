@@ -228,25 +228,15 @@ def calibration_scores(
     layout (``person/``, ``no_person/``), scored exactly as ``tinyedge evaluate`` scores them.
     A photo's source is its first folder under ``person/`` or ``no_person/`` (``.`` when it
     sits there directly)."""
-    from tinyedge.evaluate import find_images, load_luma
+    from tinyedge.evaluate import find_images, score_images, source_of
     from tinyedge.model import PersonModel
-    from tinyedge.preprocess import Preprocessor
 
     images = find_images(directory)
     if not images:
         raise SystemExit(f"{directory}: no person/ or no_person/ images to calibrate on")
-    model = PersonModel(model_path)
-    pre = Preprocessor(model.input_spec, fit="stretch")
-    labels, scores, groups = [], [], []
-    for path, label in images:
-        try:
-            pixels = load_luma(path)
-        except OSError:
-            continue
-        rel = path.relative_to(directory).parts
-        labels.append(label)
-        scores.append(model.score(pre(pixels)))
-        groups.append(rel[1] if len(rel) > 2 else ".")
+    kept: list[Path] = []
+    labels, scores, _, _ = score_images(PersonModel(model_path), images, kept=kept)
+    groups = [source_of(directory, p) for p in kept]
     return np.asarray(labels, int), np.asarray(scores), np.asarray(groups)
 
 

@@ -94,3 +94,38 @@ def test_colour_changes_nothing_for_a_gray_model() -> None:
     assert luma.input == colour.input == "luma"
     assert (colour.tp, colour.fp, colour.auc) == (luma.tp, luma.fp, luma.auc)
     assert "--colour" in format_report(luma)
+
+
+def test_source_folders_get_their_own_recall_and_specificity(tmp_path: Path) -> None:
+    flat = evaluate(FIXTURES)
+    assert flat.by_source == {} and "by source folder" not in format_report(flat)
+    # the same photos, persons split into two source folders, negatives into one of them
+    people = sorted((FIXTURES / "person").glob("*.jpg"))
+    for i, f in enumerate(people):
+        dst = tmp_path / "person" / ("street" if i % 2 else "portraits") / f.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes(f.read_bytes())
+    for f in sorted((FIXTURES / "no_person").glob("*.jpg")):
+        dst = tmp_path / "no_person" / "street" / f.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes(f.read_bytes())
+    report = evaluate(tmp_path, threshold=0.0)  # everything "person"
+    assert (report.tp, report.fp) == (flat.n_person, flat.n_no_person)
+    assert report.by_source == {
+        "portraits": {
+            "person": (len(people) + 1) // 2,
+            "recall": 1.0,
+            "no_person": 0,
+            "specificity": None,
+        },
+        "street": {
+            "person": len(people) // 2,
+            "recall": 1.0,
+            "no_person": flat.n_no_person,
+            "specificity": 0.0,
+        },
+    }
+    text = format_report(report)
+    assert "by source folder" in text
+    assert "portraits" in text.split("by source folder")[1]
+    assert json.loads(report.to_json())["by_source"]["portraits"]["specificity"] is None

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +64,9 @@ class EvalReport:
     median_ms: float
     skipped: int
     input: str = "luma"  # what the model was fed: "luma" (camera pipeline) or "colour"
+    # per source folder (person/<source>/..., no_person/<source>/...), when there are any:
+    # {"person": n, "recall": r, "no_person": m, "specificity": s}, a rate None without photos
+    by_source: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -172,10 +175,21 @@ def operating_threshold(model: PersonModel) -> tuple[float, str]:
     return float(on), "sidecar"
 
 
+def source_of(directory: Path, path: Path) -> str:
+    """A photo's source: its first folder under ``person/`` or ``no_person/`` (``.`` when the
+    photo sits there directly)."""
+    parts = path.relative_to(directory).parts
+    return parts[1] if len(parts) > 2 else "."
+
+
 def score_images(
-    model: PersonModel, images: list[tuple[Path, int]], colour: bool = False
+    model: PersonModel,
+    images: list[tuple[Path, int]],
+    colour: bool = False,
+    kept: list[Path] | None = None,
 ) -> tuple[list[int], list[float], list[float], int]:
-    """Labels, person scores and per-inference milliseconds; unreadable files are skipped.
+    """Labels, person scores and per-inference milliseconds; unreadable files are skipped
+    (``kept``, when given, receives the path of each photo scored, in order).
     ``colour``: a 3-channel model gets the photo's RGB planes rather than its luma."""
     pre = Preprocessor(model.input_spec, fit="stretch")
     load = load_rgb if colour and model.input_spec.channels == 3 else load_luma
@@ -195,7 +209,30 @@ def score_images(
         times.append((time.perf_counter() - start) * 1000.0)
         labels.append(label)
         scores.append(score)
+        if kept is not None:
+            kept.append(path)
     return labels, scores, times, skipped
+
+
+def per_source(
+    groups: list[str], labels: npt.NDArray[np.int_], pred: npt.NDArray[np.bool_]
+) -> dict[str, dict[str, float | int | None]]:
+    """Recall and specificity of each source folder; empty when every photo sits directly
+    under ``person/`` and ``no_person/``."""
+    if set(groups) <= {"."}:
+        return {}
+    g = np.asarray(groups)
+    out: dict[str, dict[str, float | int | None]] = {}
+    for name in sorted(set(groups)):
+        m = g == name
+        pos, neg = m & (labels == 1), m & (labels == 0)
+        out[name] = {
+            "person": int(pos.sum()),
+            "recall": float(pred[pos].mean()) if pos.any() else None,
+            "no_person": int(neg.sum()),
+            "specificity": float((~pred[neg]).mean()) if neg.any() else None,
+        }
+    return out
 
 
 def _ratio(a: int, b: int) -> float:
@@ -216,7 +253,8 @@ def evaluate(
         raise ValueError(f"no .jpg/.png images under {directory}/person or {directory}/no_person")
     model = PersonModel(model_path)
     thr, thr_source = operating_threshold(model) if threshold is None else (threshold, "argument")
-    labels_l, scores_l, times, skipped = score_images(model, images, colour=colour)
+    kept: list[Path] = []
+    labels_l, scores_l, times, skipped = score_images(model, images, colour=colour, kept=kept)
     labels = np.asarray(labels_l, dtype=np.int_)
     scores = np.asarray(scores_l, dtype=np.float64)
     pred = scores >= thr
@@ -253,6 +291,7 @@ def evaluate(
         median_ms=float(np.median(times)) if times else float("nan"),
         skipped=skipped,
         input="colour" if colour and model.input_spec.channels == 3 else "luma",
+        by_source=per_source([source_of(directory, p) for p in kept], labels, pred),
     )
 
 
@@ -286,4 +325,17 @@ def format_report(report: EvalReport) -> str:
         f"  no_person         {r.fp:16d}  {r.tn:19d}",
         f"inference          {r.median_ms:.3f} ms median per image (model only, 1 thread)",
     ]
+    if r.by_source:
+        width = max(16, *(len(name) for name in r.by_source))
+        lines.append("by source folder")
+        lines.append(f"  {'source':<{width}}  person   recall  no_person  specificity")
+        for name, c in r.by_source.items():
+            lines.append(
+                f"  {name:<{width}}  {c['person']:6d}  {_rate(c['recall'])}  "
+                f"{c['no_person']:9d}  {_rate(c['specificity']):>11}"
+            )
     return "\n".join(lines)
+
+
+def _rate(value: float | int | None) -> str:
+    return "      –" if value is None else f"{100 * value:5.1f} %"
