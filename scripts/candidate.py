@@ -94,14 +94,27 @@ def run(argv: list[str] | None) -> int:
 
     print("| file | bytes | on | set | balanced accuracy [95 % CI] | AUC | recall | specificity |")
     print("|---|---:|---:|---|---|---:|---:|---:|")
+    reports = {}
     for f in files:
         for folder in [*args.heldout, args.calib]:
             print(f"score {f} on {folder}", file=sys.stderr)
-            r = evaluate(folder, f)
+            r = reports[f, folder] = evaluate(folder, f)
             lo, hi = r.balanced_accuracy_ci
             print(f"| {f} | {r.model_bytes:,} | {r.threshold:.4f} | {folder.name} "
                   f"| {100 * r.balanced_accuracy:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}] "
                   f"| {r.auc:.4f} | {100 * r.recall:.1f} % | {100 * r.specificity:.1f} % |")  # fmt: skip
+    for folder in [*args.heldout, args.calib]:
+        by_file = [reports[f, folder].by_source for f in files]
+        if not by_file[0]:
+            continue
+        print()
+        print(f"{folder.name}, per source: recall (R) on its person photos, specificity (S) on "
+              "the rest, at each file's own `on`")  # fmt: skip
+        print(f"| source | person | no_person | {' | '.join(str(f) for f in files)} |")
+        print(f"|---|---:|---:|{'---|' * len(files)}")
+        for name, c in by_file[0].items():
+            cells = [source_cell(b.get(name, {})) for b in by_file]
+            print(f"| {name} | {c['person']} | {c['no_person']} | {' | '.join(cells)} |")
     if args.videos:
         print()
         print("| file | video | zoom | frames | frames ≥ on | peak score | visits |")
@@ -115,6 +128,13 @@ def run(argv: list[str] | None) -> int:
                     print(f"| {f} | {v['video']} | {v['zoom']} | {v['frames']} | {v['over']} "
                           f"| {v['max']} | {v['visits']}: {v['first']} |")  # fmt: skip
     return 0
+
+
+def source_cell(c: dict[str, float | int | None]) -> str:
+    """ "R 91.0 % / S 84.3 %" for one source of one file; a rate without photos is left out."""
+    parts = [f"{k} {100 * v:.1f} %" for k, key in (("R", "recall"), ("S", "specificity"))
+             if (v := c.get(key)) is not None]  # fmt: skip
+    return " / ".join(parts) or "–"
 
 
 if __name__ == "__main__":

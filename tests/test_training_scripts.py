@@ -166,3 +166,23 @@ def test_the_near_duplicate_guard_catches_a_re_encoded_copy_but_not_another_phot
     assert b.near_any(b.dhash(copy), held)
     assert not b.near_any(b.dhash(other), held)
     assert not b.near_any(b.dhash(copy), np.zeros(0, np.uint64))
+
+
+def test_candidate_breaks_a_set_with_source_folders_down_by_source(tmp_path: Path) -> None:
+    fixtures = ROOT / "tests" / "fixtures" / "images"
+    for sub in ("person", "no_person"):
+        for i, f in enumerate(sorted((fixtures / sub).glob("*.jpg"))):
+            dst = tmp_path / sub / (f"{sub}_only" if i % 2 else "mixed") / f.name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_bytes(f.read_bytes())
+    model = ROOT / "tinyedge" / "models" / "person_int8.tflite"
+    res = run_candidate("--files", str(model), "--calib", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    table = res.stdout.split("per source")[1].splitlines()
+    rows = {
+        line.split(" | ")[0][2:]: line for line in table if line.startswith("| ") and " | " in line
+    }
+    # the committed fixtures are separated at the shipped `on`: every rate is 100 %
+    assert rows["mixed"].endswith("| R 100.0 % / S 100.0 % |"), rows
+    assert rows["person_only"].endswith("| R 100.0 % |"), rows
+    assert rows["no_person_only"].endswith("| S 100.0 % |"), rows
