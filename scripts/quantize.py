@@ -141,11 +141,13 @@ def balanced_accuracy(y: np.ndarray, s: np.ndarray, t: float) -> float:
 
 
 def best_threshold(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
-    """The score threshold with the best balanced accuracy, and that balanced accuracy
-    (candidates: the scores rounded to 4 places; the lowest of tied thresholds)."""
-    ts = np.unique(np.round(s, 4))
-    if len(ts) == 0 or y.sum() == 0 or y.sum() == len(y):
+    """The score threshold with the best balanced accuracy, and that balanced accuracy.
+    Candidates sit halfway between neighbouring distinct scores (rounded to 4 places), so a
+    threshold never lands on a photo's own score; ties go to the lowest threshold."""
+    u = np.unique(s)
+    if len(u) == 0 or y.sum() == 0 or y.sum() == len(y):
         return 0.5, -1.0
+    ts = np.unique(np.round(np.concatenate([u[:1], (u[:-1] + u[1:]) / 2.0]), 4))
     # s >= t for each candidate t, counted per class with one sort per class
     pos = np.sort(s[y == 1])
     neg = np.sort(s[y == 0])

@@ -87,12 +87,21 @@ def test_best_threshold_matches_a_scan_of_every_candidate():
     rng = np.random.default_rng(7)
     y, s = scores(rng, neg=(2.0, 3.0), pos=(3.0, 2.0))
     s = np.round(s, 3)  # ties: the lowest of equally good thresholds wins
+    u = np.unique(s)
     best_t, best_ba = 0.5, -1.0
-    for t in np.unique(np.round(s, 4)):
+    for t in np.round([u[0], *((u[:-1] + u[1:]) / 2)], 4):
         ba = q.balanced_accuracy(y, s, float(t))
         if ba > best_ba:
             best_t, best_ba = float(t), ba
     assert q.best_threshold(y, s) == (best_t, best_ba)
+
+
+def test_best_threshold_falls_between_two_classes_that_separate():
+    q = load_quantize()
+    y = np.array([0, 0, 0, 1, 1, 1])
+    s = np.array([0.10, 0.2, 0.37021056, 0.66637902, 0.8, 0.9])  # scores off the 4-place grid
+    t, ba = q.best_threshold(y, s)
+    assert ba == 1.0 and 0.3702 < t < 0.6664
 
 
 def test_stable_threshold_resamples_sources_and_reports_its_spread():

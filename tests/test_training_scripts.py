@@ -186,3 +186,25 @@ def test_candidate_breaks_a_set_with_source_folders_down_by_source(tmp_path: Pat
     assert rows["mixed"].endswith("| R 100.0 % / S 100.0 % |"), rows
     assert rows["person_only"].endswith("| R 100.0 % |"), rows
     assert rows["no_person_only"].endswith("| S 100.0 % |"), rows
+
+
+def test_on_sweep_tables_the_thresholds_a_photo_set_would_choose(tmp_path: Path) -> None:
+    fixtures = ROOT / "tests" / "fixtures" / "images"
+    model = ROOT / "tinyedge" / "models" / "person_int8.tflite"
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "on_sweep.py"), "--files", str(model),
+         "--sets", str(fixtures), "--grid", "0.1:0.9:0.4"],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    grid = [line for line in res.stdout.splitlines() if line.startswith("| 0.")]
+    assert [row.split(" | ")[0] for row in grid] == ["| 0.100", "| 0.500", "| 0.900"]
+    assert float(grid[0].split(" | ")[1].rstrip(" |")) == 50.0  # at 0.1 everything is "person"
+    chosen = [line for line in res.stdout.splitlines() if line.startswith("| person_int8.tflite")]
+    assert len(chosen) == 1 and "(100.0 %)" in chosen[0], res.stdout  # the fixtures separate
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "on_sweep.py"), "--files", str(model),
+         "--sets", str(tmp_path)],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "has no person/ and no_person/" in bad.stderr
