@@ -37,8 +37,12 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(f"on_sweep: no such model: {f}")
 
     scored = {(f, d): calibration_scores(f, d) for f in args.files for d in args.sets}
+    names = [f.name for f in args.files]
+    label = {
+        f: f.name if names.count(f.name) == 1 else f"{f.parent.name}/{f.name}" for f in args.files
+    }
     print("balanced accuracy (%) at each threshold")
-    print(f"| threshold | {' | '.join(f'{f.name} on {d.name}' for f, d in scored)} |")
+    print(f"| threshold | {' | '.join(f'{label[f]} on {d.name}' for f, d in scored)} |")
     print(f"|---:|{'---:|' * len(scored)}")
     for t in grid:
         cells = [f"{100 * balanced_accuracy(y, s, float(t)):.1f}" for y, s, _ in scored.values()]
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             keep = g != name
             if 0 < y[keep].sum() < keep.sum():
                 out.append(f"{name} {best_threshold(y[keep], s[keep])[0]:.3f}")
-        print(f"| {f.name} | {d.name} | {plain:.4f} ({100 * ba:.1f} %) | {on:.4f} "
+        print(f"| {label[f]} | {d.name} | {plain:.4f} ({100 * ba:.1f} %) | {on:.4f} "
               f"[{spread.get('p10', on):.3f}, {spread.get('p90', on):.3f}] | {', '.join(out)} |")  # fmt: skip
     return 0
 
