@@ -34,9 +34,7 @@ from tinyedge.evaluate import (  # noqa: E402
     find_images,
     format_report,
     load_luma,
-    operating_threshold,
     roc_auc,
-    score_images,
 )
 from tinyedge.model import PersonModel  # noqa: E402
 
@@ -103,26 +101,21 @@ def model_row(
 
 def by_source(models: dict[str, Path | None], images_dir: Path, colour: bool = False) -> None:
     """Per-source rates (recall on person/, specificity on no_person/) at each model's own
-    threshold; a source is the folder a photo sits in (``<class>/<source>/``). ``colour``:
-    RGB-input models get the photos' colour."""
-    images = find_images(images_dir)
-    groups = sorted({(label, path.parent.name) for path, label in images})
-    header = " | ".join(models)
-    print(f"\n| class / source | n | {header} |")
+    threshold, from ``evaluate``'s per-source report; a source is the folder a photo sits in
+    (``<class>/<source>/``). ``colour``: RGB-input models get the photos' colour."""
+    reports = {name: evaluate(images_dir, path, colour=colour).by_source
+               for name, path in models.items()}  # fmt: skip
+    first = next(iter(reports.values()))
+    print(f"\n| class / source | n | {' | '.join(models)} |")
     print("|---|---|" + "---|" * len(models))
-    rates: dict[str, dict[tuple[int, str], float]] = {}
-    for name, path in models.items():
-        model = PersonModel(path)
-        thr, _ = operating_threshold(model)
-        _, scores, _, _ = score_images(model, images, colour=colour)
-        hit: dict[tuple[int, str], list[bool]] = {}
-        for (img, label), s in zip(images, scores, strict=True):
-            hit.setdefault((label, img.parent.name), []).append((s >= thr) == bool(label))
-        rates[name] = {k: float(np.mean(v)) for k, v in hit.items()}
-    for label, source in groups:
-        n = sum(1 for p, lab in images if lab == label and p.parent.name == source)
-        cells = " | ".join(f"{100 * rates[m][(label, source)]:.0f} %" for m in models)
-        print(f"| {'person' if label else 'no_person'} / {source} | {n} | {cells} |")
+    for cls, n_key, rate_key in (("no_person", "no_person", "specificity"),
+                                 ("person", "person", "recall")):  # fmt: skip
+        for source, counts in first.items():
+            if not counts[n_key]:
+                continue
+            cells = " | ".join(f"{100 * float(r[source][rate_key] or 0):.0f} %"
+                               for r in reports.values())  # fmt: skip
+            print(f"| {cls} / {source} | {counts[n_key]} | {cells} |")
 
 
 def main(argv: list[str] | None = None) -> int:

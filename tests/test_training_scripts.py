@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinyedge.evaluate import evaluate
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -125,8 +127,10 @@ def test_candidate_measures_a_shipped_file_on_photos_and_the_demo_clip() -> None
     rows = [line for line in res.stdout.splitlines() if line.startswith(f"| {model} |")]
     assert len(rows) == 3, res.stdout  # two photo rows (held-out, calibration) and one video row
     photo = rows[0].split(" | ")
-    assert photo[3] == "images" and photo[4].startswith("100.0 %"), rows[0]  # 6 / 6 separated
-    assert float(photo[5]) == 1.0
+    report = evaluate(fixtures, model)  # the table reports what `tinyedge evaluate` measures
+    assert photo[2] == f"{report.threshold:.4f}" and photo[3] == "images", rows[0]
+    assert photo[4].startswith(f"{100 * report.balanced_accuracy:.1f} %"), rows[0]
+    assert float(photo[5]) == round(report.auc, 4) == 1.0  # the fixtures rank apart
     video = rows[2].split(" | ")
     assert video[1:3] == ["plaza.mp4", "off"] and video[3] == "300", rows[2]
     assert video[6].startswith("1: 4.2–26.0 s"), rows[2]  # the README's visit
@@ -182,10 +186,16 @@ def test_candidate_breaks_a_set_with_source_folders_down_by_source(tmp_path: Pat
     rows = {
         line.split(" | ")[0][2:]: line for line in table if line.startswith("| ") and " | " in line
     }
-    # the committed fixtures are separated at the shipped `on`: every rate is 100 %
-    assert rows["mixed"].endswith("| R 100.0 % / S 100.0 % |"), rows
-    assert rows["person_only"].endswith("| R 100.0 % |"), rows
-    assert rows["no_person_only"].endswith("| S 100.0 % |"), rows
+    by_source = evaluate(tmp_path, model).by_source  # what `tinyedge evaluate` measures
+
+    def pct(value: float | int | None) -> str:
+        return f"{100 * float(value or 0):.1f} %"
+
+    mixed, people, empty = (by_source[k] for k in ("mixed", "person_only", "no_person_only"))
+    assert rows["mixed"].endswith(f"| R {pct(mixed['recall'])} / S {pct(mixed['specificity'])} |")
+    assert rows["person_only"].endswith(f"| R {pct(people['recall'])} |"), rows
+    assert rows["no_person_only"].endswith(f"| S {pct(empty['specificity'])} |"), rows
+    assert (people["no_person"], empty["person"]) == (0, 0)
 
 
 def test_on_sweep_tables_the_thresholds_a_photo_set_would_choose(tmp_path: Path) -> None:
@@ -193,13 +203,14 @@ def test_on_sweep_tables_the_thresholds_a_photo_set_would_choose(tmp_path: Path)
     model = ROOT / "tinyedge" / "models" / "person_int8.tflite"
     res = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "on_sweep.py"), "--files", str(model),
-         "--sets", str(fixtures), "--grid", "0.1:0.9:0.4"],
+         "--sets", str(fixtures), "--grid", "0:1:0.5"],
         capture_output=True, text=True, cwd=ROOT,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
-    grid = [line for line in res.stdout.splitlines() if line.startswith("| 0.")]
-    assert [row.split(" | ")[0] for row in grid] == ["| 0.100", "| 0.500", "| 0.900"]
-    assert float(grid[0].split(" | ")[1].rstrip(" |")) == 50.0  # at 0.1 everything is "person"
+    rows = [line for line in res.stdout.splitlines() if line.startswith(("| 0.", "| 1."))]
+    assert [row.split(" | ")[0] for row in rows] == ["| 0.000", "| 0.500", "| 1.000"]
+    # at 0 everything is "person", at 1 nothing is: balanced accuracy 50 % either way
+    assert [float(rows[i].split(" | ")[1].rstrip(" |")) for i in (0, 2)] == [50.0, 50.0]
     chosen = [line for line in res.stdout.splitlines() if line.startswith("| person_int8.tflite")]
     assert len(chosen) == 1 and "(100.0 %)" in chosen[0], res.stdout  # the fixtures separate
     bad = subprocess.run(
