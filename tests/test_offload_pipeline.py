@@ -62,13 +62,24 @@ def read_events(proc: subprocess.Popen[str], until, timeout: float) -> list[dict
     return events
 
 
+def finish(proc: subprocess.Popen[str]) -> str:
+    """Let the detector reach the clip's end (a few seconds after the visit's end) and exit on
+    its own; a SIGTERM only if it does not. Signalling a process that is already past its
+    run, inside interpreter shutdown, could kill it with -15 instead of a clean 0."""
+    try:
+        _out, err = proc.communicate(timeout=15)  # drains both pipes while it waits
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=20)
+    return err
+
+
 def test_uncertain_frames_are_decided_by_the_edge(service, tmp_path):
     proc = detector(service, tmp_path)
     try:
         events = read_events(proc, lambda evs: any(e["type"] == "end" for e in evs), 60)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=20)
+        err = finish(proc)
     assert proc.returncode == 0, err
     assert any(e["decided_by"] == "edge" for e in events), events
     start = next(e for e in events if e["type"] == "start")
@@ -85,9 +96,7 @@ def test_service_stopped_mid_run_opens_the_breaker(service, tmp_path):
         service.stop()  # the edge goes away mid-visit
         rest = read_events(proc, lambda evs: any(e["type"] == "end" for e in evs), 60)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=20)
+        err = finish(proc)
     assert proc.returncode == 0, err
     assert rest and rest[-1]["type"] == "end"  # events still flow
     assert all(e["decided_by"] == "local" for e in rest[-1:])
