@@ -23,7 +23,7 @@ from quantize import balanced_accuracy, best_threshold, calibration_scores, stab
 
 def short_name(f: Path, files: list[Path]) -> str:
     """The fewest trailing path parts that tell ``f`` from the other files."""
-    for n in range(2, len(f.parts) + 1):
+    for n in range(1, len(f.parts) + 1):
         tail = f.parts[-n:]
         if sum(g.parts[-n:] == tail for g in files) == 1:
             return "/".join(tail)
@@ -46,10 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(f"on_sweep: no such model: {f}")
 
     scored = {(f, d): calibration_scores(f, d) for f in args.files for d in args.sets}
-    names = [f.name for f in args.files]
-    label = {
-        f: f.name if names.count(f.name) == 1 else short_name(f, args.files) for f in args.files
-    }
+    label = {f: short_name(f, args.files) for f in args.files}
     print("balanced accuracy (%) at each threshold")
     print(f"| threshold | {' | '.join(f'{label[f]} on {d.name}' for f, d in scored)} |")
     print(f"|---:|{'---:|' * len(scored)}")
