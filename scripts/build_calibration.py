@@ -326,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
         "totals": dict(total),
     }
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    # build_dataset.guard_hashes caches the held-out and calibration dHashes; drop that cache so
+    # the next dataset build keeps near-copies of these photos out of training
+    (cache / "heldout_dhash.npy").unlink(missing_ok=True)
     print(f"wrote {args.out}")
     return 0
 

@@ -1634,8 +1634,8 @@ def dhash(rgb: np.ndarray) -> int:
 
 def guard_hashes(mirrors: Path, cache: Path) -> np.ndarray:
     """dHashes of the held-out photos (read from their repositories) and of the calibration
-    photos (CACHE/calibration_v1 and _v2, when built), cached in CACHE/heldout_dhash.npy (delete
-    it after building a calibration set, so that the next build hashes it too)."""
+    photos (CACHE/calibration_v1 and _v2, when built), cached in CACHE/heldout_dhash.npy
+    (build_calibration.py removes that file, so a new calibration set is hashed too)."""
     saved = cache / "heldout_dhash.npy"
     if saved.exists():
         return np.load(saved)
