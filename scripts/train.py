@@ -230,10 +230,44 @@ def heat_loss(target, pred):
     return tf.reduce_mean(bce, axis=[1, 2, 3])
 
 
-def augment(x, training_seed: int, heat=None, heat_out: int = 0):
+def zoom_out_box(side: int, scale, offset_y, offset_x):
+    """(y0, x0, y1, x1), normalised crop_and_resize box on an image of ``side`` pixels
+    reflect-padded by ``side // 2`` on each edge, such that the whole image fills ``scale``
+    (2/3 to 1) of the output side, at ``offset`` in [0, 1] along each axis (0: flush with the
+    top/left, 1: flush with the bottom/right); the rest of the output is the mirrored
+    surroundings. Plain arithmetic, so it takes numpy arrays or tensors alike."""
+    pad = side // 2
+    padded = float(side + 2 * pad - 1)
+    length = (side - 1) / scale  # padded pixels that the output spans
+    slack = length - (side - 1)
+    y0 = pad - offset_y * slack
+    x0 = pad - offset_x * slack
+    return y0 / padded, x0 / padded, (y0 + length) / padded, (x0 + length) / padded
+
+
+def zoom_out_boxes(side: int, scale, offset):
+    """zoom_out_box for a batch: ``scale`` (B,), ``offset`` (B, 2) tensors -> (B, 4)."""
+    import tensorflow as tf
+
+    return tf.stack(zoom_out_box(side, scale, offset[:, 0], offset[:, 1]), axis=1)
+
+
+def zoomed_out(t, boxes, out_side):
+    """``t`` (B, S, S, C) reflect-padded by S // 2 and cropped to ``boxes`` (zoom_out_boxes)."""
+    import tensorflow as tf
+
+    pad = t.shape[1] // 2
+    padded = tf.pad(t, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+    return tf.image.crop_and_resize(
+        padded, boxes, tf.range(tf.shape(t)[0]), [out_side, out_side], method="bilinear"
+    )
+
+
+def augment(x, training_seed: int, heat=None, heat_out: int = 0, zoom_out: float = 0.0):
     """Photometric + geometric jitter on a float batch in [0, 1] (B, H, W, 1); the same
     flip and crop move the heat maps (B, h, w, 1) along, resized to ``heat_out`` square
-    (the side of the feature map)."""
+    (the side of the feature map). ``zoom_out`` > 0: that share of the samples is instead
+    shrunk to 2/3-1 of the side inside its own mirrored surroundings (people farther away)."""
     import tensorflow as tf
 
     b = tf.shape(x)[0]
@@ -250,9 +284,24 @@ def augment(x, training_seed: int, heat=None, heat_out: int = 0):
     keep = tf.cast(tf.random.uniform([b]) < 0.5, tf.float32)[:, None]
     full = tf.constant([[0.0, 0.0, 1.0, 1.0]])
     boxes = keep * boxes + (1.0 - keep) * full
-    x = tf.image.crop_and_resize(x, boxes, tf.range(b), tf.stack([size, size]), method="bilinear")
-    if heat is not None:
-        heat = tf.image.crop_and_resize(heat, boxes, tf.range(b), [heat_out, heat_out])
+    x_in = tf.image.crop_and_resize(
+        x, boxes, tf.range(b), tf.stack([size, size]), method="bilinear"
+    )
+    heat_in = (
+        tf.image.crop_and_resize(heat, boxes, tf.range(b), [heat_out, heat_out])
+        if heat is not None
+        else None
+    )
+    if zoom_out > 0:
+        side = x.shape[1]
+        shrink = tf.random.uniform([b], 2.0 / 3.0, 1.0)
+        offset = tf.random.uniform([b, 2])
+        out = tf.random.uniform([b, 1, 1, 1]) < zoom_out
+        x_in = tf.where(out, zoomed_out(x, zoom_out_boxes(side, shrink, offset), side), x_in)
+        if heat is not None:
+            h_boxes = zoom_out_boxes(heat.shape[1], shrink, offset)
+            heat_in = tf.where(out, zoomed_out(heat, h_boxes, heat_out), heat_in)
+    x, heat = x_in, heat_in
     # brightness, contrast, gamma, noise
     gain = tf.random.uniform([b, 1, 1, 1], 0.6, 1.4)
     bias = tf.random.uniform([b, 1, 1, 1], -0.15, 0.15)
@@ -308,6 +357,7 @@ def make_dataset(
     within_source: bool = False,
     distill: np.ndarray | None = None,
     distill_mix: float = 0.0,
+    zoom_out: float = 0.0,
 ):
     import tensorflow as tf
 
@@ -337,14 +387,14 @@ def make_dataset(
     def to_float(x, t, sw):
         xf = tf.cast(x, tf.float32) / 255.0
         if train:
-            xf, _ = augment(xf, SEED)
+            xf, _ = augment(xf, SEED, zoom_out=zoom_out)
         return xf, t, sw
 
     def to_float_heat(x, t, sw, heat):
         xf = tf.cast(x, tf.float32) / 255.0
         hf = tf.cast(heat, tf.float32) / 255.0
         if train:
-            xf, hf = augment(xf, SEED, hf, heat_out)
+            xf, hf = augment(xf, SEED, hf, heat_out, zoom_out)
         else:
             hf = tf.image.resize(hf, [heat_out, heat_out], method="area")
         targets = {"person": t, "heat": hf[..., :1]}
@@ -427,6 +477,13 @@ def main(argv: list[str] | None = None) -> int:
         help="start from a shipped int8 .tflite (dequantized; its batch norms stay frozen); "
         "with --channels wider than the file, its weights fill the first channels and the "
         "network starts computing what the file does",
+    )
+    ap.add_argument(
+        "--zoom-out",
+        type=float,
+        default=0.0,
+        help="share of training samples shrunk to 2/3-1 of the side inside their own mirrored "
+        "surroundings, so people look farther away (default 0: off)",
     )
     ap.add_argument("--max-train", type=int, default=0, help="subsample train (quick runs)")
     ap.add_argument(
@@ -555,6 +612,7 @@ def main(argv: list[str] | None = None) -> int:
             args.balance_sources,
             distill,
             args.distill_mix,
+            args.zoom_out,
         ),
         validation_data=make_dataset(
             val, 256, False, 0.0, None, args.heat_weight, heat_out, args.object_weight
@@ -590,6 +648,7 @@ def main(argv: list[str] | None = None) -> int:
         "distill_mix": args.distill_mix if args.distill_from else None,
         "distill_sha256": distill_sha256,
         "lr": args.lr,
+        "zoom_out": args.zoom_out,
         "extra_data": [str(b) for b in args.extra_data],
         "train_samples": len(train["y"]),
         "val_samples": len(val["y"]),

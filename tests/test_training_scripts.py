@@ -245,3 +245,36 @@ def test_on_sweep_tells_files_of_the_same_name_apart() -> None:
         "r54/flip/person_int8.tflite",
         "r55/flip/person_int8.tflite",
     ]
+
+
+def test_zoom_out_shrinks_the_whole_image_inside_its_mirrored_surroundings() -> None:
+    """The zoom-out box keeps the image whole, at the asked share of the output side, and
+    never reaches past the reflect padding (where crop_and_resize would paint black)."""
+    box = train_script().zoom_out_box
+    side, pad = 128, 64
+    padded = side + 2 * pad - 1
+    y0, x0, y1, x1 = box(side, 1.0, 0.3, 0.7)  # scale 1: exactly the unpadded image
+    assert np.allclose(
+        [y0, x0, y1, x1], np.array([pad, pad, pad + side - 1, pad + side - 1]) / padded
+    )
+    scale = np.array([2 / 3, 2 / 3, 0.8, 0.9])
+    oy, ox = np.array([0.0, 1.0, 0.5, 0.2]), np.array([1.0, 0.0, 0.5, 0.9])
+    y0, x0, y1, x1 = box(side, scale, oy, ox)
+    assert (np.minimum(y0, x0) >= 0).all() and (np.maximum(y1, x1) <= 1).all()
+    img0, img1 = pad / padded, (pad + side - 1) / padded  # the image inside the padded frame
+    assert (y0 <= img0 + 1e-9).all() and (y1 >= img1 - 1e-9).all()  # it stays whole
+    assert np.allclose((img1 - img0) / (y1 - y0), scale)  # at the asked share of the side
+    assert np.isclose(y0[0], img0) and np.isclose(x0[1], img0)  # offset 0: flush top / left
+    assert np.isclose(x1[0], img1) and np.isclose(y1[1], img1)  # offset 1: flush bottom / right
+
+
+def test_a_soup_is_the_mean_of_its_members_and_refuses_another_plan() -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    average = importlib.import_module("soup").average
+    a = [np.array([[1.0, 2.0]], np.float32), np.array([0.0, 4.0], np.float32)]
+    b = [np.array([[3.0, 4.0]], np.float32), np.array([2.0, 0.0], np.float32)]
+    got = average([a, b])
+    assert np.allclose(got[0], [[2.0, 3.0]]) and np.allclose(got[1], [1.0, 2.0])
+    assert got[0].dtype == np.float32
+    with pytest.raises(SystemExit, match="not one plan"):
+        average([a, [np.zeros((1, 3), np.float32), b[1]]])
