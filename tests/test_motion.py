@@ -180,12 +180,19 @@ def _key(e: Event) -> tuple[object, ...]:
     [(None, False), (None, True), (MLPERF, True)],
     ids=["shipped", "shipped-zoom", "mlperf-zoom"],
 )
-def test_gating_changes_no_event_on_the_clip(model_path, zoom):
+def test_gating_changes_no_visit_on_the_clip(model_path, zoom):
+    """The same events in the same order, the start identical; an update or the end may move
+    by a frame or two: the scene floor learns from every frame's score, and a skipped frame
+    carries the last one, so the floor (and the `off` lifted from it) can differ by a few
+    thousandths (r58 with zoom: one update 0.2 s earlier)."""
     model = PersonModel(model_path)
     off, plain = _events(model, MotionConfig(enabled=False, zoom=zoom))
     on, gated = _events(model, MotionConfig(zoom=zoom))
     assert plain.stats.inferences == plain.stats.frames == 300
-    assert on == off
+    assert [k[:2] for k in on] == [k[:2] for k in off]  # type and seq of every event
+    assert on[0] == off[0]  # the visit starts on the same frame with the same score
+    assert all(abs(a[2] - b[2]) <= 0.5 for a, b in zip(on, off, strict=True)), (on, off)
+    assert [k[4] for k in on] == [k[4] for k in off]  # the same end reasons
     # The models see the walkers: there is a visit to keep, and the gate still skips
     # frames of the empty plaza before it.
     assert [k[0] for k in on].count("start") >= 1
