@@ -55,10 +55,31 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate() -> None:
     assert a[0] < 0.85 < a[1]
 
 
-def test_find_images_needs_both_folders(tmp_path: Path) -> None:
-    (tmp_path / "person").mkdir()
-    with pytest.raises(FileNotFoundError):
+def test_find_images_needs_at_least_one_class_folder(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="neither person/ nor no_person/"):
         find_images(tmp_path)
+    (tmp_path / "person").mkdir()
+    assert find_images(tmp_path) == []
+    with pytest.raises(ValueError, match=r"no \.jpg/\.png images"):
+        evaluate(tmp_path)
+
+
+def test_a_folder_of_person_free_photos_alone_measures_false_alarms(tmp_path: Path) -> None:
+    both = evaluate(FIXTURES)
+    negatives = sorted((FIXTURES / "no_person").glob("*.jpg"))
+    (tmp_path / "no_person").mkdir()
+    for f in negatives:
+        (tmp_path / "no_person" / f.name).write_bytes(f.read_bytes())
+    alone = evaluate(tmp_path)
+    assert (alone.n_person, alone.n_no_person) == (0, both.n_no_person)
+    assert (alone.fp, alone.tn) == (both.fp, both.tn)
+    assert alone.specificity == both.specificity
+    assert math.isnan(alone.recall) and math.isnan(alone.auc)
+    data = json.loads(alone.to_json())  # strict JSON: the undefined rates are null, not NaN
+    assert data["recall"] is None and data["balanced_accuracy"] is None and data["auc"] is None
+    assert data["auc_ci"] == [None, None] and data["specificity"] == both.specificity
+    text = format_report(alone)
+    assert "nan" not in text and "needs person and no_person photos" in text
 
 
 def test_evaluate_on_fixture_photos() -> None:

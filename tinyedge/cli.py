@@ -249,7 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "evaluate", help="score a person/ and no_person/ image folder (Visual Wake Words layout)"
     )
-    p.add_argument("directory", metavar="DIR", help="folder with person/ and no_person/ images")
+    p.add_argument(
+        "directory",
+        metavar="DIR",
+        help="folder with person/ and no_person/ images (one alone gives recall or specificity only)",
+    )
     p.add_argument("--model", metavar="PATH", help="any 2-class int8 person classifier")
     p.add_argument("--threshold", type=float, help="operating threshold (default: the model's)")
     p.add_argument(

@@ -72,17 +72,34 @@ class EvalReport:
         return asdict(self)
 
     def to_json(self) -> str:
-        """The report as JSON, with the model's path, size in bytes and sha256."""
-        return json.dumps(self.to_dict(), indent=2)
+        """The report as JSON, with the model's path, size in bytes and sha256; a rate that
+        needs the missing class (recall without person photos, say) is null."""
+        return json.dumps(_nan_to_none(self.to_dict()), indent=2, allow_nan=False)
+
+
+def _nan_to_none(value: object) -> object:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nan_to_none(v) for v in value]
+    return value
 
 
 def find_images(directory: Path) -> list[tuple[Path, int]]:
-    """(path, label) for every image under ``person/`` (1) and ``no_person/`` (0)."""
+    """(path, label) for every image under ``person/`` (1) and ``no_person/`` (0). One of the
+    two may be absent: a folder of empty-scene photos alone measures specificity (false
+    alarms), one of people alone recall."""
     out: list[tuple[Path, int]] = []
-    for label, name in enumerate(CLASSES):
-        folder = directory / name
+    folders = [(label, directory / name) for label, name in enumerate(CLASSES)]
+    if not any(folder.is_dir() for _, folder in folders):
+        raise FileNotFoundError(
+            f"{directory} has neither person/ nor no_person/ (the Visual Wake Words layout)"
+        )
+    for label, folder in folders:
         if not folder.is_dir():
-            raise FileNotFoundError(f"{folder} is missing (need person/ and no_person/)")
+            continue
         for path in sorted(folder.rglob("*")):
             if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
                 out.append((path, label))
@@ -296,6 +313,8 @@ def evaluate(
 
 
 def _pct(value: float, ci: Interval) -> str:
+    if math.isnan(value):
+        return "     –    (undefined without both classes or predictions)"
     return f"{100 * value:6.2f} %  [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
 
@@ -319,7 +338,9 @@ def format_report(report: EvalReport) -> str:
         f"precision           {_pct(r.precision, r.precision_ci)}",
         f"recall              {_pct(r.recall, r.recall_ci)}",
         f"specificity         {_pct(r.specificity, r.specificity_ci)}",
-        f"ROC AUC             {r.auc:8.4f}  [{r.auc_ci[0]:.3f}, {r.auc_ci[1]:.3f}]",
+        "ROC AUC                  –    (needs person and no_person photos)"
+        if math.isnan(r.auc)
+        else f"ROC AUC             {r.auc:8.4f}  [{r.auc_ci[0]:.3f}, {r.auc_ci[1]:.3f}]",
         "confusion matrix    predicted person  predicted no_person",
         f"  person            {r.tp:16d}  {r.fn:19d}",
         f"  no_person         {r.fp:16d}  {r.tn:19d}",
