@@ -1,6 +1,6 @@
 """Rebuild tinyedge's person / no-person training set from packages and fetched repositories.
 
-Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v21``, with
+Everything lands in a cache outside git (default ``$TINYEDGE_CACHE/dataset_v22``, with
 ``$TINYEDGE_CACHE`` defaulting to ``~/.cache/tinyedge``):
 
 * ``labels.jsonl``   one line per source image: source, key, split, teacher person boxes,
@@ -1394,6 +1394,31 @@ def sports6(mirrors: Path, scale: float) -> Iterator[Item]:
         yield Item("sports6", p, blob_loader(blobs, p), prior=prior, crops=2, neg_crops=1)
 
 
+# -- dataset v22: food and tables (everyday objects the held-out animals and COCO scenes lack) --
+
+FOOD_REPO = "feedmejefferson/images"
+FOOD_COMMIT = "cedc596c3c67957da9fee70d96e3c004b71e8240"
+
+
+def derivatives_allowed(licence: str) -> bool:
+    """False for a no-derivatives licence (CC BY-ND, BY-NC-ND): a model is not trained on those."""
+    return re.search(r"\bND\b", licence) is None
+
+
+def food_photos(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Stock food photos of a food-picking app (Pexels, Flickr): dishes, fruit, cakes, drinks,
+    market stalls and tables, some with people eating or serving. Each photo's licence is in
+    ``photos/<id>.json``; the public-domain and CC BY / BY-SA ones are read, the few CC BY-ND
+    ones left out. Teacher-labelled (people eating count), 1 crop and 1 person-free crop each;
+    whole at any scale."""
+    blobs = GitBlobs(git_dir_for(mirrors, FOOD_REPO), rev=FOOD_COMMIT)
+    for p in unique_images(blobs, ("images/",)):
+        meta = json.loads(blobs.read(f"photos/{p.rsplit('/', 1)[1][:-4]}.json") or b"{}")
+        if not derivatives_allowed(str(meta.get("license", ""))):
+            continue
+        yield Item("food_photos", p, blob_loader(blobs, p), crops=1, neg_crops=1)
+
+
 # Animals with Attributes classes of one copy (kovacspeter/Animal-classification): these go to
 # training, the other four (tiger, zebra, killer whale, blue whale) are held out.
 AWA_TRAIN = ("chihuahua", "chimpanzee", "fox", "gorilla", "seal", "wolf")
@@ -1621,6 +1646,7 @@ DHASH_GUARDED = {
     "human_v2",
     "insects",
     "sports6",
+    "food_photos",
 }
 NEAR_BITS = 4
 
@@ -1765,6 +1791,8 @@ def all_items(
         # dataset v21
         ("insects", lambda: insects(mirrors, scale)),
         ("sports6", lambda: sports6(mirrors, scale)),
+        # dataset v22
+        ("food_photos", lambda: food_photos(mirrors, scale)),
     ]
     items: list[Item] = []
     missing: dict[str, str] = {}
@@ -1791,8 +1819,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--out",
         type=Path,
-        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v21")),
-        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v21)",
+        default=Path(os.environ.get("TINYEDGE_DATASET", cache / "dataset_v22")),
+        help="output folder (default $TINYEDGE_DATASET, else $TINYEDGE_CACHE/dataset_v22)",
     )
     ap.add_argument(
         "--cache",

@@ -211,3 +211,12 @@ def test_repository_list_names_every_snapshot_the_build_reads(tmp_path, capsys):
         (tmp_path / repo.replace("/", "+") / "repo").mkdir(parents=True)
     assert bd.report_repositories(tmp_path) == 0
     assert "0 missing" in capsys.readouterr().out
+
+
+def test_food_photos_leave_out_no_derivatives_licences():
+    bd = load_build_dataset()
+    assert "feedmejefferson/images" in bd.repositories()
+    for licence in ("Public Domain", "public domain", "CC BY 2.0", "CC BY-SA 2.0", ""):
+        assert bd.derivatives_allowed(licence), licence
+    for licence in ("CC BY-ND 2.0", "CC BY-NC-ND 4.0"):
+        assert not bd.derivatives_allowed(licence), licence
