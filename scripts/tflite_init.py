@@ -8,7 +8,7 @@ Keras model computes what the int8 model computes (up to its rounding) and fine-
 the convolutions and the classifier. Used by ``scripts/train.py --init-tflite``; run alone it
 prints how closely the two agree on the test fixtures:
 
-    python scripts/tflite_init.py tinyedge/models/person_int8.tflite
+    python scripts/tflite_init.py tinyedge/models/person_int8.tflite --channels 16,32,64,64,128,128,192,192
 """
 
 from __future__ import annotations
@@ -117,16 +117,27 @@ def load_into(model: Any, path: Path) -> int:
 
 def main(argv: list[str]) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import argparse
+
     from PIL import Image
     from train import build_model
 
     from tinyedge.model import PersonModel
     from tinyedge.preprocess import Preprocessor
 
-    path = Path(argv[0])
+    ap = argparse.ArgumentParser(description="how closely the Keras copy of FILE agrees with it")
+    ap.add_argument("file", type=Path)
+    ap.add_argument(
+        "--channels",
+        help="train.py --channels of the file's network (the shipped one since 0.4.0: "
+        "16,32,64,64,128,128,192,192)",
+    )
+    args = ap.parse_args(argv)
+    path = args.file
     pm = PersonModel(path)
     prep = Preprocessor(pm.input_spec)
-    model = build_model(pm.input_spec.height, 1.0)
+    channels = [int(c) for c in args.channels.split(",")] if args.channels else None
+    model = build_model(pm.input_spec.height, 1.0, channels)
     n = load_into(model, path)
     sidecar = path.with_suffix(".json")
     views = (
