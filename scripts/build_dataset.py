@@ -1394,7 +1394,7 @@ def sports6(mirrors: Path, scale: float) -> Iterator[Item]:
         yield Item("sports6", p, blob_loader(blobs, p), prior=prior, crops=2, neg_crops=1)
 
 
-# -- dataset v22: food and tables (everyday objects the held-out animals and COCO scenes lack) --
+# -- dataset v22: food, musical instruments, furniture and rooms, birds (everyday things and animals) --
 
 FOOD_REPO = "feedmejefferson/images"
 FOOD_COMMIT = "cedc596c3c67957da9fee70d96e3c004b71e8240"
@@ -1417,6 +1417,42 @@ def food_photos(mirrors: Path, scale: float) -> Iterator[Item]:
         if not derivatives_allowed(str(meta.get("license", ""))):
             continue
         yield Item("food_photos", p, blob_loader(blobs, p), crops=1, neg_crops=1)
+
+
+INSTRUMENTS_REPO = "aizadaaskar/dl-homework"
+INSTRUMENTS_COMMIT = "e1f4d1754dd7503f5ccf911da8d22ee8f987ef36"
+IKEA_REPO = "IvonaTau/ikea"
+IKEA_COMMIT = "6f316e3fecf8ce95069eaef5f2021405c536168a"
+BIRDS525_REPO = "Sparcraps/Gob-Game-of-Bird"
+BIRDS525_COMMIT = "b57177b4f7db9f4ef5df8c13c2a425d49e732610"
+
+
+def instruments(mirrors: Path, scale: float) -> Iterator[Item]:
+    """Kaggle's "Musical Instruments Image Classification" (30 instruments, 224x224 web photos:
+    the instrument alone, on stage, or in someone's hands). Teacher-labelled, 1 crop and 1
+    person-free crop each; whole at any scale."""
+    blobs = GitBlobs(git_dir_for(mirrors, INSTRUMENTS_REPO), rev=INSTRUMENTS_COMMIT)
+    for p in unique_images(blobs, ("train/", "valid/", "test/")):
+        yield Item("instruments", p, blob_loader(blobs, p), crops=1, neg_crops=1)
+
+
+def ikea_photos(mirrors: Path, scale: float) -> Iterator[Item]:
+    """The IKEA interior-design set: furnished room scenes (catalogue photos, cluttered
+    interiors) and product photos on white (furniture, kitchenware, lamps, textiles), plus its
+    web photos of clocks. Person-free by source, checked by the teacher; 1 crop each; whole at
+    any scale."""
+    blobs = GitBlobs(git_dir_for(mirrors, IKEA_REPO), rev=IKEA_COMMIT)
+    for p in unique_images(blobs, ("images/",)):
+        yield Item("ikea_photos", p, blob_loader(blobs, p), prior="no_person", crops=1)
+
+
+def birds525(mirrors: Path, scale: float) -> Iterator[Item]:
+    """The validation split of Kaggle's "BIRDS 525 SPECIES" (5 photos of each of 525 species,
+    224x224, the bird large on branches, water, rocks). Person-free by source, checked by the
+    teacher; 1 crop each; whole at any scale."""
+    blobs = GitBlobs(git_dir_for(mirrors, BIRDS525_REPO), rev=BIRDS525_COMMIT)
+    for p in unique_images(blobs, ("valid/",)):
+        yield Item("birds525", p, blob_loader(blobs, p), prior="no_person", crops=1)
 
 
 # Animals with Attributes classes of one copy (kovacspeter/Animal-classification): these go to
@@ -1647,6 +1683,9 @@ DHASH_GUARDED = {
     "insects",
     "sports6",
     "food_photos",
+    "instruments",
+    "ikea_photos",
+    "birds525",
 }
 NEAR_BITS = 4
 
@@ -1793,6 +1832,9 @@ def all_items(
         ("sports6", lambda: sports6(mirrors, scale)),
         # dataset v22
         ("food_photos", lambda: food_photos(mirrors, scale)),
+        ("instruments", lambda: instruments(mirrors, scale)),
+        ("ikea_photos", lambda: ikea_photos(mirrors, scale)),
+        ("birds525", lambda: birds525(mirrors, scale)),
     ]
     items: list[Item] = []
     missing: dict[str, str] = {}
