@@ -232,11 +232,11 @@ def heat_loss(target, pred):
 
 def zoom_out_box(side: int, scale, offset_y, offset_x):
     """(y0, x0, y1, x1), normalised crop_and_resize box on an image of ``side`` pixels
-    reflect-padded by ``side // 2`` on each edge, such that the whole image fills ``scale``
-    (2/3 to 1) of the output side, at ``offset`` in [0, 1] along each axis (0: flush with the
+    reflect-padded by ``side - 1`` on each edge (as far as reflection reaches), such that the
+    whole image fills ``scale`` (1/2 to 1) of the output side, at ``offset`` in [0, 1] along each axis (0: flush with the
     top/left, 1: flush with the bottom/right); the rest of the output is the mirrored
     surroundings. Plain arithmetic, so it takes numpy arrays or tensors alike."""
-    pad = side // 2
+    pad = side - 1
     padded = float(side + 2 * pad - 1)
     length = (side - 1) / scale  # padded pixels that the output spans
     slack = length - (side - 1)
@@ -253,21 +253,33 @@ def zoom_out_boxes(side: int, scale, offset):
 
 
 def zoomed_out(t, boxes, out_side):
-    """``t`` (B, S, S, C) reflect-padded by S // 2 and cropped to ``boxes`` (zoom_out_boxes)."""
+    """``t`` (B, S, S, C) reflect-padded by S - 1 and cropped to ``boxes`` (zoom_out_boxes)."""
     import tensorflow as tf
 
-    pad = t.shape[1] // 2
+    pad = t.shape[1] - 1
     padded = tf.pad(t, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
     return tf.image.crop_and_resize(
         padded, boxes, tf.range(tf.shape(t)[0]), [out_side, out_side], method="bilinear"
     )
 
 
-def augment(x, training_seed: int, heat=None, heat_out: int = 0, zoom_out: float = 0.0):
+ZOOM_OUT_MIN = 2.0 / 3.0  # the default smallest shrink of a zoomed-out sample
+ZOOM_OUT_FLOOR = 0.5  # below this the output would reach past the reflect padding (side - 1)
+
+
+def augment(
+    x,
+    training_seed: int,
+    heat=None,
+    heat_out: int = 0,
+    zoom_out: float = 0.0,
+    zoom_out_min: float = ZOOM_OUT_MIN,
+):
     """Photometric + geometric jitter on a float batch in [0, 1] (B, H, W, 1); the same
     flip and crop move the heat maps (B, h, w, 1) along, resized to ``heat_out`` square
     (the side of the feature map). ``zoom_out`` > 0: that share of the samples is instead
-    shrunk to 2/3-1 of the side inside its own mirrored surroundings (people farther away)."""
+    shrunk to ``zoom_out_min``-1 of the side inside its own mirrored surroundings (people
+    farther away)."""
     import tensorflow as tf
 
     b = tf.shape(x)[0]
@@ -294,7 +306,7 @@ def augment(x, training_seed: int, heat=None, heat_out: int = 0, zoom_out: float
     )
     if zoom_out > 0:
         side = x.shape[1]
-        shrink = tf.random.uniform([b], 2.0 / 3.0, 1.0)
+        shrink = tf.random.uniform([b], zoom_out_min, 1.0)
         offset = tf.random.uniform([b, 2])
         out = tf.random.uniform([b, 1, 1, 1]) < zoom_out
         x_in = tf.where(out, zoomed_out(x, zoom_out_boxes(side, shrink, offset), side), x_in)
@@ -358,6 +370,7 @@ def make_dataset(
     distill: np.ndarray | None = None,
     distill_mix: float = 0.0,
     zoom_out: float = 0.0,
+    zoom_out_min: float = ZOOM_OUT_MIN,
 ):
     import tensorflow as tf
 
@@ -387,14 +400,14 @@ def make_dataset(
     def to_float(x, t, sw):
         xf = tf.cast(x, tf.float32) / 255.0
         if train:
-            xf, _ = augment(xf, SEED, zoom_out=zoom_out)
+            xf, _ = augment(xf, SEED, zoom_out=zoom_out, zoom_out_min=zoom_out_min)
         return xf, t, sw
 
     def to_float_heat(x, t, sw, heat):
         xf = tf.cast(x, tf.float32) / 255.0
         hf = tf.cast(heat, tf.float32) / 255.0
         if train:
-            xf, hf = augment(xf, SEED, hf, heat_out, zoom_out)
+            xf, hf = augment(xf, SEED, hf, heat_out, zoom_out, zoom_out_min)
         else:
             hf = tf.image.resize(hf, [heat_out, heat_out], method="area")
         targets = {"person": t, "heat": hf[..., :1]}
@@ -482,8 +495,14 @@ def main(argv: list[str] | None = None) -> int:
         "--zoom-out",
         type=float,
         default=0.0,
-        help="share of training samples shrunk to 2/3-1 of the side inside their own mirrored "
-        "surroundings, so people look farther away (default 0: off)",
+        help="share of training samples shrunk to --zoom-out-min..1 of the side inside their "
+        "own mirrored surroundings, so people look farther away (default 0: off)",
+    )
+    ap.add_argument(
+        "--zoom-out-min",
+        type=float,
+        default=ZOOM_OUT_MIN,
+        help=f"smallest shrink of a zoomed-out sample ({ZOOM_OUT_FLOOR}-1, default 2/3)",
     )
     ap.add_argument("--max-train", type=int, default=0, help="subsample train (quick runs)")
     ap.add_argument(
@@ -511,6 +530,8 @@ def main(argv: list[str] | None = None) -> int:
         help="within each source that has both classes, weigh person and no-person equally",
     )
     args = ap.parse_args(argv)
+    if not ZOOM_OUT_FLOOR <= args.zoom_out_min <= 1.0:
+        ap.error(f"--zoom-out-min must lie in [{ZOOM_OUT_FLOOR}, 1] (the reflect padding's reach)")
 
     set_seeds()
     import tensorflow as tf
@@ -613,6 +634,7 @@ def main(argv: list[str] | None = None) -> int:
             distill,
             args.distill_mix,
             args.zoom_out,
+            args.zoom_out_min,
         ),
         validation_data=make_dataset(
             val, 256, False, 0.0, None, args.heat_weight, heat_out, args.object_weight
@@ -649,6 +671,7 @@ def main(argv: list[str] | None = None) -> int:
         "distill_sha256": distill_sha256,
         "lr": args.lr,
         "zoom_out": args.zoom_out,
+        "zoom_out_min": round(args.zoom_out_min, 4) if args.zoom_out > 0 else None,
         "extra_data": [str(b) for b in args.extra_data],
         "train_samples": len(train["y"]),
         "val_samples": len(val["y"]),

@@ -251,14 +251,15 @@ def test_zoom_out_shrinks_the_whole_image_inside_its_mirrored_surroundings() -> 
     """The zoom-out box keeps the image whole, at the asked share of the output side, and
     never reaches past the reflect padding (where crop_and_resize would paint black)."""
     box = train_script().zoom_out_box
-    side, pad = 128, 64
+    side, pad = 128, 127  # reflect padding reaches side - 1
     padded = side + 2 * pad - 1
     y0, x0, y1, x1 = box(side, 1.0, 0.3, 0.7)  # scale 1: exactly the unpadded image
     assert np.allclose(
         [y0, x0, y1, x1], np.array([pad, pad, pad + side - 1, pad + side - 1]) / padded
     )
-    scale = np.array([2 / 3, 2 / 3, 0.8, 0.9])
-    oy, ox = np.array([0.0, 1.0, 0.5, 0.2]), np.array([1.0, 0.0, 0.5, 0.9])
+    floor = train_script().ZOOM_OUT_FLOOR  # the smallest --zoom-out-min train.py accepts
+    scale = np.array([2 / 3, 2 / 3, 0.8, 0.9, floor, floor])
+    oy, ox = np.array([0.0, 1.0, 0.5, 0.2, 0.0, 1.0]), np.array([1.0, 0.0, 0.5, 0.9, 0.0, 1.0])
     y0, x0, y1, x1 = box(side, scale, oy, ox)
     assert (np.minimum(y0, x0) >= 0).all() and (np.maximum(y1, x1) <= 1).all()
     img0, img1 = pad / padded, (pad + side - 1) / padded  # the image inside the padded frame
