@@ -5,6 +5,9 @@
   ``pixel ^ 0x80``), int8 output, tensor names dropped (``compact.py``). Checked after
   conversion; refuses to ship otherwise.
 * ``CACHE/person_fp32.tflite`` and ``CACHE/person_int16x8.tflite`` for benchmarks.
+* ``--size N``: export the trained network at another square input side. The network is
+  fully convolutional up to its global average pooling, so the same weights run at any side;
+  a larger side gives the frame more pixels (and a person more of them) than training crops had.
 * ``person_int8.json`` sidecar: name, version, labels, input spec, thresholds calibrated
   through the int8 model (``on`` on the validation split, or with ``--calib DIR`` on photos
   from sources training never saw; ``off`` from the validation negatives), sha256, training
@@ -19,6 +22,7 @@ Default paths follow ``$TINYEDGE_CACHE`` (else ``~/.cache/tinyedge``).
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import os
@@ -52,6 +56,32 @@ def representative(data: Path, size: int, count: int = 400):
 
 VIEWS = {"one": 1, "flip": 2, "flip-crop": 4}
 CROP = 0.8  # the centre crop of "flip-crop": 80 % of each side
+
+
+def config_at_side(config: dict, side: int) -> dict:
+    """A functional Keras model's config with its square input layers set to ``side``
+    (channels kept); refuses a model whose input is not square or that has no input layer."""
+    out = copy.deepcopy(config)
+    inputs = [layer for layer in out["layers"] if layer["class_name"] == "InputLayer"]
+    if not inputs:
+        raise SystemExit("the model has no input layer to resize")
+    for layer in inputs:
+        shape = list(layer["config"]["batch_shape"])
+        if len(shape) != 4 or shape[1] != shape[2]:
+            raise SystemExit(f"input {shape} is not a square image: cannot change its side")
+        layer["config"]["batch_shape"] = (shape[0], side, side, shape[3])
+    return out
+
+
+def at_side(model, side: int):
+    """``model`` rebuilt with a ``side`` x ``side`` input, its weights copied."""
+    import tensorflow as tf
+
+    if int(model.input_shape[1]) == side:
+        return model
+    resized = tf.keras.Model.from_config(config_at_side(model.get_config(), side))
+    resized.set_weights(model.get_weights())
+    return resized
 
 
 def with_views(model, views: str):
@@ -284,6 +314,13 @@ def main(argv: list[str] | None = None) -> int:
         help="average the score over the frame and its mirror (flip), and also a centre "
         "crop and its mirror (flip-crop), inside the exported graph",
     )
+    ap.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="export at this square input side instead of the trained one (the same weights: "
+        "the network is fully convolutional up to its global pooling)",
+    )
     ap.add_argument("--version", default="0.1.0")
     args = ap.parse_args(argv)
 
@@ -291,6 +328,11 @@ def main(argv: list[str] | None = None) -> int:
     from compact import compact
 
     trained = tf.keras.models.load_model(args.model)
+    trained_side = int(trained.input_shape[1])
+    if args.size is not None:
+        if not 32 <= args.size <= 512:
+            raise SystemExit(f"--size {args.size}: want 32..512")
+        trained = at_side(trained, args.size)
     size = int(trained.input_shape[1])
     model = with_views(trained, args.views)
     rep = representative(args.data, size)
@@ -338,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             "fit": "stretch",
             "resize": "integer area average",
             "views": args.views,
+            **({"trained_side": trained_side} if size != trained_side else {}),
         },
         "thresholds": {"on": thresholds["on"], "off": thresholds["off"]},
         "calibration": {

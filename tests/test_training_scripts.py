@@ -25,6 +25,11 @@ def train_script():
     return importlib.import_module("train")  # TensorFlow is imported only inside functions
 
 
+def quantize_script():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    return importlib.import_module("quantize")  # likewise
+
+
 def test_joined_builds_keep_each_sample_with_its_own_source_name() -> None:
     """A base build and an add-on build number their sources differently; joined, every
     sample's ``src`` still names the source it came from, and shared names merge."""
@@ -69,6 +74,45 @@ def test_a_widened_depthwise_kernel_copies_old_channels_and_keeps_fresh_ones() -
     wide = tflite_init()._widened(fresh, old, mixes_inputs=False)
     assert np.array_equal(wide[:, :, :4], old)
     assert np.array_equal(wide[:, :, 4:], fresh[:, :, 4:])
+
+
+def keras_config(shape: tuple[int | None, ...]) -> dict:
+    """The shape of a functional Keras 3 config (``model.get_config()``) as far as
+    ``config_at_side`` reads it: an input layer and a layer after it."""
+    return {
+        "name": "tinyedge_person",
+        "layers": [
+            {
+                "class_name": "InputLayer",
+                "name": "gray",
+                "config": {"batch_shape": shape, "name": "gray"},
+            },
+            {
+                "class_name": "Conv2D",
+                "name": "conv2d",
+                "config": {"filters": 16, "strides": [2, 2]},
+            },
+        ],
+    }
+
+
+def test_an_export_at_another_side_changes_only_the_input_layer() -> None:
+    """``quantize.py --size 144`` on a network trained at 128: the input layer becomes
+    144 x 144 with its channels kept, the other layers and the given config are untouched."""
+    quantize = quantize_script()
+    given = keras_config((None, 128, 128, 1))
+    resized = quantize.config_at_side(given, 144)
+    assert resized["layers"][0]["config"]["batch_shape"] == (None, 144, 144, 1)
+    assert resized["layers"][1] == given["layers"][1]
+    assert given["layers"][0]["config"]["batch_shape"] == (None, 128, 128, 1)
+
+
+def test_an_export_at_another_side_refuses_a_non_square_input() -> None:
+    quantize = quantize_script()
+    with pytest.raises(SystemExit, match="not a square image"):
+        quantize.config_at_side(keras_config((None, 96, 128, 1)), 144)
+    with pytest.raises(SystemExit, match="no input layer"):
+        quantize.config_at_side({"layers": []}, 144)
 
 
 def test_a_kernel_cannot_be_narrowed() -> None:
