@@ -1856,6 +1856,7 @@ def all_items(
 
 
 def main(argv: list[str] | None = None) -> int:
+    global SIZE  # the crops' side (--size), read by gray_crop and the writers below
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     cache = cache_root()
     ap.add_argument(
@@ -1894,6 +1895,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--composites", type=int, default=6000, help="copy-paste train samples")
     ap.add_argument(
+        "--size",
+        type=int,
+        default=SIZE,
+        help=f"side of the stored square crops (default {SIZE}, the shipped model's input; "
+        "a larger side keeps the detail a larger input would see)",
+    )
+    ap.add_argument(
         "--only",
         metavar="NAMES",
         help="build only these comma-separated sources; 'heldout' names the source-disjoint "
@@ -1906,6 +1914,9 @@ def main(argv: list[str] | None = None) -> int:
         "--mirrors (what a new machine must fetch first), then exit",
     )
     args = ap.parse_args(argv)
+    if not 32 <= args.size <= 512:
+        ap.error(f"--size {args.size}: want 32..512")
+    SIZE = args.size
     if args.repos:
         return report_repositories(args.mirrors)
     only = None

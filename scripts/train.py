@@ -328,13 +328,20 @@ def augment(
     return tf.clip_by_value(x, 0.0, 1.0), heat
 
 
+def _as_input(crop: np.ndarray) -> np.ndarray:
+    """A uint8 crop as the int8 ``1 x H x W x 1`` tensor of a same-sized model."""
+    return (crop ^ 0x80).view(np.int8)[None, ..., None]
+
+
 def tflite_scores(model_path: Path, x: np.ndarray, cache_file: Path) -> tuple[np.ndarray, str]:
     """Each uint8 crop's person score from an int8 .tflite (fed ``pixel ^ 0x80``, as the
     runtime feeds it), e.g. the 4-view file whose averaged score a single-view student learns;
     kept in ``cache_file`` with the file's sha256 (returned too), so a second run does not score
-    again."""
+    again. A file with a smaller input than the crops (a 128 x 128 teacher for 160 x 160 crops)
+    gets each crop area-averaged down by the runtime's integer ``Preprocessor``."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tinyedge.model import PersonModel
+    from tinyedge.preprocess import Preprocessor
 
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
     if cache_file.exists():
@@ -343,12 +350,19 @@ def tflite_scores(model_path: Path, x: np.ndarray, cache_file: Path) -> tuple[np
                 return got["scores"], digest
     model = PersonModel(model_path, num_threads=2)
     spec = model.input_spec
-    if (spec.height, spec.width, spec.channels) != (x.shape[1], x.shape[2], 1):
-        sys.exit(f"{model_path}: input {spec} does not take the dataset's {x.shape[1:]} gray crops")
+    if spec.channels != 1 or not spec.is_xor:
+        sys.exit(f"{model_path}: input {spec} is not the gray 1/255, -128 input of tinyedge's models")
+    if (spec.height, spec.width) == x.shape[1:3]:
+        feed = _as_input
+    elif spec.height <= x.shape[1] and spec.width <= x.shape[2]:
+        # a teacher with a smaller input sees each crop as the runtime would show it a frame
+        feed = Preprocessor(spec, fit="stretch")
+    else:
+        sys.exit(f"{model_path}: input {spec} is larger than the dataset's {x.shape[1:]} crops")
     scores = np.empty(len(x), np.float32)
     start = time.time()
     for i, im in enumerate(x):
-        scores[i] = model.score((im ^ 0x80).view(np.int8)[None, ..., None])
+        scores[i] = model.score(feed(im))
         if i % 2000 == 0 or i == len(x) - 1:
             rate = (i + 1) / max(time.time() - start, 1e-6)
             print(f"\rdistill targets {i + 1}/{len(x)} ({rate:.0f}/s)", end="", flush=True)

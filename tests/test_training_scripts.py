@@ -323,3 +323,41 @@ def test_a_soup_is_the_mean_of_its_members_and_refuses_another_plan() -> None:
     assert got[0].dtype == np.float32
     with pytest.raises(SystemExit, match="not one plan"):
         average([a, [np.zeros((1, 3), np.float32), b[1]]])
+
+
+def gray_crops(side: int) -> tuple[np.ndarray, np.ndarray]:
+    """The person / no-person fixture photos as whole-frame ``side`` x ``side`` gray crops."""
+    from PIL import Image
+
+    fixtures = ROOT / "tests" / "fixtures" / "images"
+    crops, labels = [], []
+    for label, folder in ((1, "person"), (0, "no_person")):
+        for path in sorted((fixtures / folder).glob("*.jpg")):
+            with Image.open(path) as im:
+                crops.append(np.asarray(im.convert("L").resize((side, side), Image.BOX)))
+            labels.append(label)
+    return np.stack(crops), np.array(labels)
+
+
+def test_a_teacher_with_a_smaller_input_scores_crops_area_averaged_to_its_side(
+    tmp_path: Path,
+) -> None:
+    """Distilling into a 256-px student from the shipped 128-px file: each 256 crop reaches the
+    teacher as its 2 x 2 block means (rounded), so it scores exactly what the 128 crop made
+    that way scores, and the scores still put the people above the empty scenes."""
+    model = ROOT / "tinyedge" / "models" / "person_int8.tflite"
+    big, labels = gray_crops(256)
+    blocks = big.reshape(len(big), 128, 2, 128, 2).astype(np.int32).sum(axis=(2, 4))
+    small = ((blocks + 2) // 4).astype(np.uint8)
+    s_big, digest = train_script().tflite_scores(model, big, tmp_path / "big.npz")
+    s_small, _ = train_script().tflite_scores(model, small, tmp_path / "small.npz")
+    assert np.array_equal(s_big, s_small)
+    assert s_big[labels == 1].mean() > s_big[labels == 0].mean() + 0.3
+    assert len(digest) == 64
+
+
+def test_a_teacher_with_a_larger_input_than_the_crops_is_refused(tmp_path: Path) -> None:
+    model = ROOT / "tinyedge" / "models" / "person_int8.tflite"
+    crops, _ = gray_crops(96)
+    with pytest.raises(SystemExit, match="larger than the dataset's"):
+        train_script().tflite_scores(model, crops, tmp_path / "s.npz")
