@@ -351,7 +351,9 @@ def tflite_scores(model_path: Path, x: np.ndarray, cache_file: Path) -> tuple[np
     model = PersonModel(model_path, num_threads=2)
     spec = model.input_spec
     if spec.channels != 1 or not spec.is_xor:
-        sys.exit(f"{model_path}: input {spec} is not the gray 1/255, -128 input of tinyedge's models")
+        sys.exit(
+            f"{model_path}: input {spec} is not the gray 1/255, -128 input of tinyedge's models"
+        )
     if (spec.height, spec.width) == x.shape[1:3]:
         feed = _as_input
     elif spec.height <= x.shape[1] and spec.width <= x.shape[2]:
@@ -656,8 +658,17 @@ def main(argv: list[str] | None = None) -> int:
         epochs=args.epochs,
         verbose=1,
     )
-    p = model.predict(val["x"][..., None].astype(np.float32) / 255.0, batch_size=256, verbose=0)
-    s = p[:, 1]
+    model.save(args.out / "model.keras")  # the classifier alone: what quantize.py exports
+    # scored in slices: the whole val split as float32 is 3.7 GB at 160 px, on top of the
+    # training set (session 30's first r65 ran out of memory here, after both epochs)
+    s = np.concatenate(
+        [
+            model.predict(val["x"][i : i + 4096, ..., None].astype(np.float32) / 255.0, verbose=0)[
+                :, 1
+            ]
+            for i in range(0, len(val["x"]), 4096)
+        ]
+    )
     summary = {
         "params": int(params),
         "size": args.size,
@@ -694,7 +705,6 @@ def main(argv: list[str] | None = None) -> int:
         "train_seconds": round(time.time() - start),
     }
     print(json.dumps(summary, indent=1), flush=True)
-    model.save(args.out / "model.keras")  # the classifier alone: what quantize.py exports
     if args.heat_weight > 0:
         kernel, bias = fitted.get_layer("heat").get_weights()
         heads = {"kernel": kernel, "bias": bias}
