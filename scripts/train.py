@@ -437,6 +437,17 @@ def make_dataset(
     return ds.map(fn, num_parallel_calls=2).prefetch(2)
 
 
+def person_scores(model, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """The Keras model's person score for each uint8 crop, a slice at a time: the whole val
+    split as float32 is 3.7 GB at 160 px, on top of the training set (session 30's first r65
+    ran out of memory there, after both epochs)."""
+    parts = [
+        model.predict(x[i : i + chunk, ..., None].astype(np.float32) / 255.0, verbose=0)[:, 1]
+        for i in range(0, len(x), chunk)
+    ]
+    return np.concatenate(parts)
+
+
 def roc_auc(y: np.ndarray, s: np.ndarray) -> float:
     order = np.argsort(s, kind="mergesort")
     ranks = np.empty(len(s))
@@ -659,16 +670,7 @@ def main(argv: list[str] | None = None) -> int:
         verbose=1,
     )
     model.save(args.out / "model.keras")  # the classifier alone: what quantize.py exports
-    # scored in slices: the whole val split as float32 is 3.7 GB at 160 px, on top of the
-    # training set (session 30's first r65 ran out of memory here, after both epochs)
-    s = np.concatenate(
-        [
-            model.predict(val["x"][i : i + 4096, ..., None].astype(np.float32) / 255.0, verbose=0)[
-                :, 1
-            ]
-            for i in range(0, len(val["x"]), 4096)
-        ]
-    )
+    s = person_scores(model, val["x"])
     summary = {
         "params": int(params),
         "size": args.size,
