@@ -342,12 +342,16 @@ def gray_crops(side: int) -> tuple[np.ndarray, np.ndarray]:
 def test_a_teacher_with_a_smaller_input_scores_crops_area_averaged_to_its_side(
     tmp_path: Path,
 ) -> None:
-    """Distilling into a 256-px student from the shipped 128-px file: each 256 crop reaches the
-    teacher as its 2 x 2 block means (rounded), so it scores exactly what the 128 crop made
-    that way scores, and the scores still put the people above the empty scenes."""
+    """Distilling into a student with twice the shipped file's input side: each crop reaches the
+    teacher as its 2 x 2 block means (rounded), so it scores exactly what the crop made that
+    way at the teacher's side scores, and the scores still put the people above the empty
+    scenes."""
+    from tinyedge.model import PersonModel
+
     model = ROOT / "tinyedge" / "models" / "person_int8.tflite"
-    big, labels = gray_crops(256)
-    blocks = big.reshape(len(big), 128, 2, 128, 2).astype(np.int32).sum(axis=(2, 4))
+    side = PersonModel(model).input_spec.height
+    big, labels = gray_crops(2 * side)
+    blocks = big.reshape(len(big), side, 2, side, 2).astype(np.int32).sum(axis=(2, 4))
     small = ((blocks + 2) // 4).astype(np.uint8)
     s_big, digest = train_script().tflite_scores(model, big, tmp_path / "big.npz")
     s_small, _ = train_script().tflite_scores(model, small, tmp_path / "small.npz")
