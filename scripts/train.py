@@ -328,17 +328,11 @@ def augment(
     return tf.clip_by_value(x, 0.0, 1.0), heat
 
 
-def _as_input(crop: np.ndarray) -> np.ndarray:
-    """A uint8 crop as the int8 ``1 x H x W x 1`` tensor of a same-sized model."""
-    return (crop ^ 0x80).view(np.int8)[None, ..., None]
-
-
 def tflite_scores(model_path: Path, x: np.ndarray, cache_file: Path) -> tuple[np.ndarray, str]:
-    """Each uint8 crop's person score from an int8 .tflite (fed ``pixel ^ 0x80``, as the
-    runtime feeds it), e.g. the 4-view file whose averaged score a single-view student learns;
-    kept in ``cache_file`` with the file's sha256 (returned too), so a second run does not score
-    again. A file with a smaller input than the crops (a 128 x 128 teacher for 160 x 160 crops)
-    gets each crop area-averaged down by the runtime's integer ``Preprocessor``."""
+    """Each uint8 crop's person score from an int8 .tflite, fed as the runtime feeds a frame
+    (its ``Preprocessor``), e.g. the 4-view file whose averaged score a single-view student
+    learns; kept in ``cache_file`` with the file's sha256 (returned too), so a second run does
+    not score again. A file with a smaller input than the crops gets each crop area-averaged."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tinyedge.model import PersonModel
     from tinyedge.preprocess import Preprocessor
@@ -350,17 +344,11 @@ def tflite_scores(model_path: Path, x: np.ndarray, cache_file: Path) -> tuple[np
                 return got["scores"], digest
     model = PersonModel(model_path, num_threads=2)
     spec = model.input_spec
-    if spec.channels != 1 or not spec.is_xor:
-        sys.exit(
-            f"{model_path}: input {spec} is not the gray 1/255, -128 input of tinyedge's models"
-        )
-    if (spec.height, spec.width) == x.shape[1:3]:
-        feed = _as_input
-    elif spec.height <= x.shape[1] and spec.width <= x.shape[2]:
-        # a teacher with a smaller input sees each crop as the runtime would show it a frame
-        feed = Preprocessor(spec, fit="stretch")
-    else:
-        sys.exit(f"{model_path}: input {spec} is larger than the dataset's {x.shape[1:]} crops")
+    if spec.channels != 1 or spec.height > x.shape[1] or spec.width > x.shape[2]:
+        sys.exit(f"{model_path}: input {spec} does not take the dataset's {x.shape[1:]} gray crops")
+    # the runtime's integer path: ``pixel ^ 0x80`` at the crops' side, area-averaged first
+    # for a teacher with a smaller input (a 128 x 128 file for 160 x 160 crops)
+    feed = Preprocessor(spec, fit="stretch")
     scores = np.empty(len(x), np.float32)
     start = time.time()
     for i, im in enumerate(x):
