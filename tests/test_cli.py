@@ -114,7 +114,7 @@ def test_info_and_detect_take_a_packaged_model_by_name():
     assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)
     assert info["model"]["path"].endswith("person_int8_views.tflite")
-    assert info["model"]["version"] == "0.4.7-views"
+    assert info["model"]["version"] == "0.4.8-views"
     assert info["packaged_models"] == ["person_int8", "person_int8_views"]
     res = run_cli("detect", "--source", str(ROOT / "examples" / "plaza.mp4"), "--model", "nope")
     assert res.returncode == 3
